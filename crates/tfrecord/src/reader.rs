@@ -1,0 +1,727 @@
+//! Reading TFRecords: from any stream, or from memory (a memory-mapped file)
+//! with no copy.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
+
+use crate::compression::Compression;
+use crate::crc::{mask, masked_crc32c};
+use crate::error::{Error, Position, Result};
+use crate::{FOOTER_LEN, HEADER_LEN};
+
+/// The default [`ReaderOptions::max_record_len`]: 256 MiB.
+pub const DEFAULT_MAX_RECORD_LEN: u64 = 256 << 20;
+
+/// How a reader checks and recovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderOptions {
+    /// Verify both checksums of every record (default: true). Turning this
+    /// off only makes sense for data that was verified before.
+    pub verify_checksums: bool,
+    /// The largest payload accepted. A larger length field is an error,
+    /// raised before anything is allocated for it (default:
+    /// [`DEFAULT_MAX_RECORD_LEN`]).
+    pub max_record_len: u64,
+    /// Skip a record whose payload fails its checksum, and count it (see
+    /// `skipped()`), instead of failing. The framing is intact in that case
+    /// (the length field passed its own checksum), so reading goes on at the
+    /// next record. Default: false.
+    pub skip_corrupt_payloads: bool,
+    /// After a length field that fails its checksum, scan forward byte by byte
+    /// for the next position where a whole record verifies (length checksum,
+    /// then payload checksum) and go on from there, counting the bytes passed
+    /// over. Only memory readers ([`SliceReader`]) can do this; a stream reader
+    /// ignores it and stops with [`Error::LengthChecksum`]. Default: false.
+    pub resync_after_bad_length: bool,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        Self {
+            verify_checksums: true,
+            max_record_len: DEFAULT_MAX_RECORD_LEN,
+            skip_corrupt_payloads: false,
+            resync_after_bad_length: false,
+        }
+    }
+}
+
+/// Reads a header's length and stored length checksum.
+#[inline]
+fn parse_header(header: &[u8; HEADER_LEN]) -> (u64, u32) {
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&header[..8]);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&header[8..]);
+    (u64::from_le_bytes(len), u32::from_le_bytes(crc))
+}
+
+/// Streams records out of any [`BufRead`]: a file, a pipe, a decompressor.
+///
+/// The caller owns the record buffer; the reader fills it in place, so a loop
+/// over a file allocates nothing once the buffer has grown to the largest
+/// record:
+///
+/// ```
+/// use sparky_tfrecord::{RecordReader, RecordWriter};
+///
+/// let mut w = RecordWriter::new(Vec::new());
+/// w.write_record(b"hello").unwrap();
+/// w.write_record(b"").unwrap();
+/// let bytes = w.into_inner().unwrap();
+///
+/// let mut r = RecordReader::new(bytes.as_slice());
+/// let mut buf = Vec::new();
+/// let mut seen = Vec::new();
+/// while r.read_record(&mut buf).unwrap() {
+///     seen.push(buf.clone());
+/// }
+/// assert_eq!(seen, vec![b"hello".to_vec(), Vec::new()]);
+/// ```
+///
+/// After an error the reader is finished: further calls return `Ok(false)`.
+/// With [`ReaderOptions::skip_corrupt_payloads`] a payload checksum failure
+/// is skipped and counted instead.
+pub struct RecordReader<R> {
+    inner: R,
+    opts: ReaderOptions,
+    path: Option<PathBuf>,
+    offset: u64,
+    records: u64,
+    skipped: u64,
+    done: bool,
+}
+
+impl<R: Read> RecordReader<io::BufReader<R>> {
+    /// Reads from any [`Read`], buffered.
+    pub fn new(inner: R) -> Self {
+        Self::from_buf_read(io::BufReader::with_capacity(crate::compression::READ_BUFFER, inner))
+    }
+}
+
+impl RecordReader<Box<dyn BufRead + Send>> {
+    /// Opens a file, decompressing as its name says (`.gz`, `.zlib`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        Self::open_with(path, Compression::from_path(path))
+    }
+
+    /// Opens a file with the given compression.
+    pub fn open_with(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| Error::File { path: path.to_path_buf(), source })?;
+        Ok(Self::from_buf_read(compression.decoder(file)).with_path(path))
+    }
+}
+
+impl<R: BufRead> RecordReader<R> {
+    /// Reads from a buffered reader as it is.
+    pub fn from_buf_read(inner: R) -> Self {
+        Self { inner, opts: ReaderOptions::default(), path: None, offset: 0, records: 0, skipped: 0, done: false }
+    }
+
+    /// Sets the options.
+    #[must_use]
+    pub fn with_options(mut self, opts: ReaderOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Names the file being read, for error messages.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Byte offset of the next record (in the decompressed stream).
+    #[must_use]
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Records returned so far.
+    #[must_use]
+    pub fn records_read(&self) -> u64 {
+        self.records - self.skipped
+    }
+
+    /// Records skipped because their payload failed its checksum.
+    #[must_use]
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The path given with [`with_path`](Self::with_path), if any.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn at(&self) -> Position {
+        Position::new(self.path.as_deref(), self.offset, self.records)
+    }
+
+    fn fail<T>(&mut self, e: Error) -> Result<T> {
+        self.done = true;
+        Err(e)
+    }
+
+    /// Copies up to `out.len()` bytes; returns how many arrived before the end.
+    fn read_up_to(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut got = 0;
+        while got < out.len() {
+            let avail = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            let n = avail.len().min(out.len() - got);
+            out[got..got + n].copy_from_slice(&avail[..n]);
+            self.inner.consume(n);
+            got += n;
+        }
+        Ok(got)
+    }
+
+    /// Appends up to `len` bytes to `buf`, returning the CRC32C of what was
+    /// appended and how many bytes arrived.
+    fn read_payload(&mut self, buf: &mut Vec<u8>, len: usize) -> io::Result<(u32, usize)> {
+        let mut crc = 0u32;
+        let mut got = 0;
+        while got < len {
+            let avail = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            let n = avail.len().min(len - got);
+            let chunk = &avail[..n];
+            if self.opts.verify_checksums {
+                // Checksum while the bytes are hot in cache.
+                crc = crc32c::crc32c_append(crc, chunk);
+            }
+            buf.extend_from_slice(chunk);
+            self.inner.consume(n);
+            got += n;
+        }
+        Ok((crc, got))
+    }
+
+    /// Reads the next record into `buf` (cleared first). Returns `Ok(false)`
+    /// at the clean end of the stream.
+    pub fn read_record(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        loop {
+            buf.clear();
+            if self.done {
+                return Ok(false);
+            }
+            let mut header = [0u8; HEADER_LEN];
+            let got = match self.read_up_to(&mut header) {
+                Ok(n) => n,
+                Err(source) => {
+                    let at = self.at();
+                    return self.fail(Error::Io { at, source });
+                }
+            };
+            if got == 0 {
+                self.done = true;
+                return Ok(false);
+            }
+            if got < HEADER_LEN {
+                let at = self.at();
+                return self.fail(Error::TruncatedHeader { at, got });
+            }
+            let (len, stored) = parse_header(&header);
+            if self.opts.verify_checksums {
+                let computed = masked_crc32c(&header[..8]);
+                if computed != stored {
+                    let at = self.at();
+                    return self.fail(Error::LengthChecksum { at, len, stored, computed });
+                }
+            }
+            if len > self.opts.max_record_len {
+                let at = self.at();
+                return self.fail(Error::RecordTooLarge { at, len, limit: self.opts.max_record_len });
+            }
+            let n = len as usize;
+            buf.reserve(n);
+            let (crc, got) = match self.read_payload(buf, n) {
+                Ok(x) => x,
+                Err(source) => {
+                    let at = self.at();
+                    return self.fail(Error::Io { at, source });
+                }
+            };
+            let mut footer = [0u8; FOOTER_LEN];
+            let got_footer = if got == n {
+                match self.read_up_to(&mut footer) {
+                    Ok(k) => k,
+                    Err(source) => {
+                        let at = self.at();
+                        return self.fail(Error::Io { at, source });
+                    }
+                }
+            } else {
+                0
+            };
+            if got < n || got_footer < FOOTER_LEN {
+                let at = self.at();
+                return self.fail(Error::TruncatedPayload { at, len, got: (got + got_footer) as u64 });
+            }
+            let record_start = self.offset;
+            self.offset += (HEADER_LEN + n + FOOTER_LEN) as u64;
+            self.records += 1;
+            if self.opts.verify_checksums {
+                let stored = u32::from_le_bytes(footer);
+                let computed = mask(crc);
+                if computed != stored {
+                    if self.opts.skip_corrupt_payloads {
+                        self.skipped += 1;
+                        continue;
+                    }
+                    let at = Position::new(self.path.as_deref(), record_start, self.records - 1);
+                    return self.fail(Error::PayloadChecksum { at, len, stored, computed });
+                }
+            }
+            return Ok(true);
+        }
+    }
+
+    /// The inner reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+/// Iterates over the records of a byte slice (for example a memory-mapped
+/// file), yielding borrowed payloads: no copy, no allocation.
+///
+/// ```
+/// use sparky_tfrecord::{RecordWriter, SliceReader};
+///
+/// let mut w = RecordWriter::new(Vec::new());
+/// w.write_record(b"abc").unwrap();
+/// let bytes = w.into_inner().unwrap();
+/// let records: Vec<&[u8]> = SliceReader::new(&bytes).collect::<Result<_, _>>().unwrap();
+/// assert_eq!(records, vec![&b"abc"[..]]);
+/// ```
+///
+/// After an error the iterator ends (yields `None`).
+#[derive(Debug, Clone)]
+pub struct SliceReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    opts: ReaderOptions,
+    path: Option<&'a Path>,
+    records: u64,
+    skipped: u64,
+    resynced_bytes: u64,
+    done: bool,
+}
+
+impl<'a> SliceReader<'a> {
+    /// Reads records from `data`.
+    #[must_use]
+    pub fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            pos: 0,
+            opts: ReaderOptions::default(),
+            path: None,
+            records: 0,
+            skipped: 0,
+            resynced_bytes: 0,
+            done: false,
+        }
+    }
+
+    /// Sets the options.
+    #[must_use]
+    pub fn with_options(mut self, opts: ReaderOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Names the file being read, for error messages.
+    #[must_use]
+    pub fn with_path(mut self, path: &'a Path) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    /// Byte offset of the next record.
+    #[must_use]
+    pub fn offset(&self) -> u64 {
+        self.pos as u64
+    }
+
+    /// Records skipped because their payload failed its checksum.
+    #[must_use]
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Bytes passed over while resynchronising after bad length fields.
+    #[must_use]
+    pub fn resynced_bytes(&self) -> u64 {
+        self.resynced_bytes
+    }
+
+    fn at(&self, offset: usize) -> Position {
+        Position::new(self.path, offset as u64, self.records)
+    }
+
+    /// Checks one record at `pos` without side effects: `Ok((payload, end))`
+    /// or the error found.
+    #[inline]
+    fn check_at(&self, pos: usize) -> std::result::Result<(&'a [u8], usize), Error> {
+        let data = self.data;
+        let rest = data.len() - pos;
+        if rest < HEADER_LEN {
+            return Err(Error::TruncatedHeader { at: self.at(pos), got: rest });
+        }
+        let header: &[u8; HEADER_LEN] = data[pos..pos + HEADER_LEN].try_into().expect("12 bytes");
+        let (len, stored) = parse_header(header);
+        if self.opts.verify_checksums {
+            let computed = masked_crc32c(&header[..8]);
+            if computed != stored {
+                return Err(Error::LengthChecksum { at: self.at(pos), len, stored, computed });
+            }
+        }
+        if len > self.opts.max_record_len {
+            return Err(Error::RecordTooLarge { at: self.at(pos), len, limit: self.opts.max_record_len });
+        }
+        let body = rest - HEADER_LEN;
+        if len > body as u64 || body - (len as usize) < FOOTER_LEN {
+            return Err(Error::TruncatedPayload { at: self.at(pos), len, got: body as u64 });
+        }
+        let n = len as usize;
+        let start = pos + HEADER_LEN;
+        let payload = &data[start..start + n];
+        let end = start + n + FOOTER_LEN;
+        if self.opts.verify_checksums {
+            let stored = u32::from_le_bytes(data[start + n..end].try_into().expect("4 bytes"));
+            let computed = masked_crc32c(payload);
+            if computed != stored {
+                return Err(Error::PayloadChecksum { at: self.at(pos), len, stored, computed });
+            }
+        }
+        Ok((payload, end))
+    }
+
+    /// Finds the next offset after `from` where a whole record verifies.
+    fn resync(&self, from: usize) -> Option<usize> {
+        (from + 1..self.data.len().saturating_sub(HEADER_LEN + FOOTER_LEN - 1)).find(|&p| self.check_at(p).is_ok())
+    }
+
+    /// The next record, or `None` at the end.
+    pub fn next_record(&mut self) -> Option<Result<&'a [u8]>> {
+        loop {
+            if self.done || self.pos == self.data.len() {
+                self.done = true;
+                return None;
+            }
+            match self.check_at(self.pos) {
+                Ok((payload, end)) => {
+                    self.pos = end;
+                    self.records += 1;
+                    return Some(Ok(payload));
+                }
+                Err(Error::PayloadChecksum { len, .. }) if self.opts.skip_corrupt_payloads => {
+                    self.pos += HEADER_LEN + len as usize + FOOTER_LEN;
+                    self.records += 1;
+                    self.skipped += 1;
+                }
+                Err(Error::LengthChecksum { .. }) if self.opts.resync_after_bad_length && self.opts.verify_checksums => {
+                    match self.resync(self.pos) {
+                        Some(p) => {
+                            self.resynced_bytes += (p - self.pos) as u64;
+                            self.pos = p;
+                        }
+                        None => {
+                            self.resynced_bytes += (self.data.len() - self.pos) as u64;
+                            self.done = true;
+                            return None;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for SliceReader<'a> {
+    type Item = Result<&'a [u8]>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+    }
+}
+
+/// A file mapped into memory, whose records can be read with no copy.
+///
+/// ```no_run
+/// let file = sparky_tfrecord::MappedFile::open("data/part-r-00000.tfrecord")?;
+/// for record in file.records() {
+///     let payload: &[u8] = record?;
+///     // ...
+/// }
+/// # Ok::<(), sparky_tfrecord::Error>(())
+/// ```
+///
+/// Only for uncompressed files; use [`RecordReader::open`] for compressed
+/// ones. As with every memory map, the file must not be truncated by another
+/// process while it is mapped.
+pub struct MappedFile {
+    map: Option<memmap2::Mmap>,
+    path: PathBuf,
+}
+
+impl MappedFile {
+    /// Maps `path` read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let err = |source| Error::File { path: path.clone(), source };
+        let file = File::open(&path).map_err(err)?;
+        let len = file.metadata().map_err(err)?.len();
+        // Mapping an empty file fails on some systems; an empty file has no records.
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: the map is read-only and private to this process; the
+            // documented contract is that the file is not truncated meanwhile.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(err)?;
+            #[cfg(unix)]
+            {
+                // A hint only: a failure changes nothing but speed.
+                let _ = map.advise(memmap2::Advice::Sequential);
+            }
+            Some(map)
+        };
+        Ok(Self { map, path })
+    }
+
+    /// The whole file.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// The mapped file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The records, with default options.
+    #[must_use]
+    pub fn records(&self) -> SliceReader<'_> {
+        SliceReader::new(self.bytes()).with_path(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RecordWriter;
+    use proptest::prelude::*;
+
+    fn encode(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut w = RecordWriter::new(Vec::new());
+        for r in records {
+            w.write_record(r).unwrap();
+        }
+        w.into_inner().unwrap()
+    }
+
+    fn stream_all(bytes: &[u8], opts: ReaderOptions) -> (Vec<Vec<u8>>, Option<Error>, u64) {
+        let mut r = RecordReader::new(bytes).with_options(opts);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match r.read_record(&mut buf) {
+                Ok(true) => out.push(buf.clone()),
+                Ok(false) => return (out, None, r.skipped()),
+                Err(e) => {
+                    // Finished after an error.
+                    assert!(!r.read_record(&mut buf).unwrap());
+                    return (out, Some(e), r.skipped());
+                }
+            }
+        }
+    }
+
+    fn slice_all(bytes: &[u8], opts: ReaderOptions) -> (Vec<Vec<u8>>, Option<Error>, u64) {
+        let mut r = SliceReader::new(bytes).with_options(opts);
+        let mut out = Vec::new();
+        let mut err = None;
+        for rec in r.by_ref() {
+            match rec {
+                Ok(p) => out.push(p.to_vec()),
+                Err(e) => err = Some(e),
+            }
+        }
+        assert!(r.next().is_none());
+        (out, err, r.skipped())
+    }
+
+    #[test]
+    fn layout_is_tensorflows() {
+        let bytes = encode(&[b"ab".to_vec()]);
+        assert_eq!(bytes.len(), 12 + 2 + 4);
+        assert_eq!(&bytes[..8], &2u64.to_le_bytes());
+        assert_eq!(&bytes[8..12], &masked_crc32c(&2u64.to_le_bytes()).to_le_bytes());
+        assert_eq!(&bytes[12..14], b"ab");
+        assert_eq!(&bytes[14..], &masked_crc32c(b"ab").to_le_bytes());
+    }
+
+    #[test]
+    fn truncation_at_every_byte_is_reported() {
+        let records = vec![b"first".to_vec(), vec![7u8; 300], Vec::new()];
+        let bytes = encode(&records);
+        let boundaries = [0usize, 21, 21 + 316, bytes.len()];
+        for cut in 0..bytes.len() {
+            for (out, err, _) in [
+                stream_all(&bytes[..cut], ReaderOptions::default()),
+                slice_all(&bytes[..cut], ReaderOptions::default()),
+            ] {
+                let whole = boundaries.iter().filter(|&&b| b <= cut).count() - 1;
+                assert_eq!(out, records[..whole].to_vec(), "cut {cut}");
+                if boundaries.contains(&cut) {
+                    assert!(err.is_none(), "cut {cut}: {err:?}");
+                } else {
+                    let e = err.unwrap_or_else(|| panic!("cut {cut}: no error"));
+                    assert_eq!(e.position().unwrap().offset, boundaries[whole] as u64, "cut {cut}");
+                    assert_eq!(e.position().unwrap().record, whole as u64);
+                    let in_header = cut - boundaries[whole] < HEADER_LEN;
+                    assert_eq!(matches!(e, Error::TruncatedHeader { .. }), in_header, "cut {cut}: {e}");
+                    assert_eq!(matches!(e, Error::TruncatedPayload { .. }), !in_header, "cut {cut}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_large_is_refused_before_allocation() {
+        let mut bytes = Vec::new();
+        let len = u64::MAX / 2;
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&masked_crc32c(&len.to_le_bytes()).to_le_bytes());
+        let (_, err, _) = stream_all(&bytes, ReaderOptions::default());
+        assert!(matches!(err, Some(Error::RecordTooLarge { len: l, .. }) if l == len));
+        let (_, err, _) = slice_all(&bytes, ReaderOptions::default());
+        assert!(matches!(err, Some(Error::RecordTooLarge { .. })));
+        // A small limit applies to honest records too.
+        let bytes = encode(&[vec![1; 100]]);
+        let opts = ReaderOptions { max_record_len: 99, ..Default::default() };
+        assert!(matches!(stream_all(&bytes, opts).1, Some(Error::RecordTooLarge { len: 100, limit: 99, .. })));
+    }
+
+    #[test]
+    fn payload_corruption_skip_and_count() {
+        let records: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + i as usize]).collect();
+        let mut bytes = encode(&records);
+        // Flip a bit in record 2's payload.
+        let start2 = (16 + 10) + (16 + 11);
+        bytes[start2 + 12 + 3] ^= 0x10;
+        for (out, err, _) in [
+            stream_all(&bytes, ReaderOptions::default()),
+            slice_all(&bytes, ReaderOptions::default()),
+        ] {
+            assert_eq!(out, records[..2].to_vec());
+            let e = err.unwrap();
+            assert!(matches!(e, Error::PayloadChecksum { .. }), "{e}");
+            assert_eq!(e.position().unwrap().offset, start2 as u64);
+            assert_eq!(e.tensorflow_offset(), Some(start2 as u64 + 12));
+        }
+        let opts = ReaderOptions { skip_corrupt_payloads: true, ..Default::default() };
+        let want: Vec<Vec<u8>> = records.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, r)| r.clone()).collect();
+        for (out, err, skipped) in [stream_all(&bytes, opts), slice_all(&bytes, opts)] {
+            assert_eq!(out, want);
+            assert!(err.is_none());
+            assert_eq!(skipped, 1);
+        }
+        // Without verification the damaged payload comes through as it is.
+        let opts = ReaderOptions { verify_checksums: false, ..Default::default() };
+        assert_eq!(stream_all(&bytes, opts).0.len(), 5);
+    }
+
+    #[test]
+    fn bad_length_stops_a_stream_and_resyncs_a_slice() {
+        let records: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'a' + i; 20]).collect();
+        let mut bytes = encode(&records);
+        let start1 = 36;
+        bytes[start1] ^= 0x01; // record 1's length field
+        let (out, err, _) = stream_all(&bytes, ReaderOptions::default());
+        assert_eq!(out, records[..1].to_vec());
+        assert!(matches!(err, Some(Error::LengthChecksum { .. })));
+        let opts = ReaderOptions { resync_after_bad_length: true, ..Default::default() };
+        // A stream cannot resync: same result.
+        assert!(matches!(stream_all(&bytes, opts).1, Some(Error::LengthChecksum { .. })));
+        let mut r = SliceReader::new(&bytes).with_options(opts);
+        let out: Vec<Vec<u8>> = r.by_ref().map(|x| x.unwrap().to_vec()).collect();
+        let mut want = records.clone();
+        want.remove(1);
+        assert_eq!(out, want);
+        assert_eq!(r.resynced_bytes(), 36);
+    }
+
+    #[test]
+    fn mapped_file_and_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.tfrecord");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(MappedFile::open(&empty).unwrap().records().count(), 0);
+        let full = dir.path().join("full.tfrecord");
+        std::fs::write(&full, encode(&[b"x".to_vec(), b"yz".to_vec()])).unwrap();
+        let m = MappedFile::open(&full).unwrap();
+        let got: Vec<&[u8]> = m.records().map(|r| r.unwrap()).collect();
+        assert_eq!(got, vec![&b"x"[..], &b"yz"[..]]);
+        let missing = MappedFile::open(dir.path().join("nope")).err().unwrap();
+        assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+
+    proptest! {
+        #[test]
+        fn stream_and_slice_read_what_was_written(
+            records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..20),
+        ) {
+            let bytes = encode(&records);
+            let (a, ea, _) = stream_all(&bytes, ReaderOptions::default());
+            let (b, eb, _) = slice_all(&bytes, ReaderOptions::default());
+            prop_assert!(ea.is_none() && eb.is_none());
+            prop_assert_eq!(&a, &records);
+            prop_assert_eq!(&b, &records);
+        }
+
+        #[test]
+        fn any_single_byte_damage_is_detected_or_harmless(
+            records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8),
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let mut bytes = encode(&records);
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            let (out, err, _) = stream_all(&bytes, ReaderOptions::default());
+            // CRC32C detects every single-bit error: the reader must fail and
+            // must never hand out a damaged record.
+            prop_assert!(err.is_some());
+            prop_assert!(out.len() < records.len());
+            prop_assert_eq!(&out[..], &records[..out.len()]);
+        }
+    }
+}
