@@ -21,7 +21,11 @@ pub struct Position {
 
 impl Position {
     pub(crate) fn new(path: Option<&Path>, offset: u64, record: u64) -> Self {
-        Self { path: path.map(Path::to_path_buf), offset, record }
+        Self {
+            path: path.map(Path::to_path_buf),
+            offset,
+            record,
+        }
     }
 }
 
@@ -64,7 +68,9 @@ pub enum Error {
     },
     /// The length field does not match its checksum: the record boundaries
     /// that follow cannot be trusted.
-    #[error("{at}: corrupted record: the length field ({len}) does not match its checksum (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error(
+        "{at}: corrupted record: the length field ({len}) does not match its checksum (stored {stored:#010x}, computed {computed:#010x})"
+    )]
     LengthChecksum {
         /// Where the record starts.
         at: Position,
@@ -76,7 +82,9 @@ pub enum Error {
         computed: u32,
     },
     /// The payload does not match its checksum.
-    #[error("{at}: corrupted record: the {len}-byte payload does not match its checksum (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error(
+        "{at}: corrupted record: the {len}-byte payload does not match its checksum (stored {stored:#010x}, computed {computed:#010x})"
+    )]
     PayloadChecksum {
         /// Where the record starts; the payload starts 12 bytes later.
         at: Position,
@@ -89,7 +97,9 @@ pub enum Error {
     },
     /// The length field announces more than the reader's limit allows. Nothing
     /// was allocated for it.
-    #[error("{at}: record of {len} bytes is larger than the limit of {limit} bytes (see ReaderOptions::max_record_len)")]
+    #[error(
+        "{at}: record of {len} bytes is larger than the limit of {limit} bytes (see ReaderOptions::max_record_len)"
+    )]
     RecordTooLarge {
         /// Where the record starts.
         at: Position,
@@ -141,7 +151,9 @@ impl Error {
     #[must_use]
     pub fn tensorflow_offset(&self) -> Option<u64> {
         match self {
-            Error::LengthChecksum { at, .. } | Error::TruncatedPayload { at, .. } => Some(at.offset),
+            Error::LengthChecksum { at, .. } | Error::TruncatedPayload { at, .. } => {
+                Some(at.offset)
+            }
             Error::PayloadChecksum { at, .. } => Some(at.offset + crate::HEADER_LEN as u64),
             _ => None,
         }

@@ -1,0 +1,237 @@
+//! `criteo-prepare`: Criteo TSV to ranked TFRecord (or Parquet) parts, with
+//! vocabulary artifacts. See `criteo-prepare --help`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use clap::{Parser, ValueEnum};
+use sparky_cli::{ProgressBar, ProgressState, human_bytes, human_count, human_rate};
+use sparky_criteo::input;
+use sparky_criteo::prepare::{
+    self, BadLines, OutputCompression, OutputFormat, PrepareConfig, Progress,
+};
+use sparky_criteo::schema::Mode;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Labelled input (40 fields); build the vocabulary and write the artifacts to --model.
+    Train,
+    /// Labelled input (40 fields); load the artifacts from --model.
+    Evaluate,
+    /// Unlabelled input (39 fields, as Kaggle's test.txt); load the artifacts; Examples carry `id`.
+    Predict,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    /// Plain files.
+    None,
+    /// GZIP (TFRecord: whole-file gzip, names end in .gz; Parquet: the GZIP codec).
+    Gzip,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// TFRecord files of tf.train.Example, as the guide's trainer reads.
+    Tfrecord,
+    /// Parquet files with one INT64 column per feature, for Spark and pandas.
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BadLinesArg {
+    /// Stop at the first malformed line, naming the file, line and column.
+    Error,
+    /// Skip malformed lines, count them, and list them in OUT/_rejects.
+    Skip,
+}
+
+/// Turns Criteo Kaggle TSV (label, I1..I13, C1..C26; empty field = missing)
+/// into TFRecord files of tf.train.Example, ready for training.
+///
+/// Missing integers become -10; a missing categorical value is a category of
+/// its own. Each categorical value is replaced by its rank in a per-feature
+/// vocabulary sorted by descending count (ties by value); rank 1 is the most
+/// frequent value, id 0 means "not in the vocabulary". Train mode builds the
+/// vocabulary and writes it to --model (categorical-value-counts.csv and
+/// manifest.json); evaluate and predict modes load it.
+///
+/// Outputs: OUT/part-r-00000.tfrecord ... (each part a consecutive run of
+/// input lines, in order), OUT/_prepare.json (what was done, and where the
+/// artifacts are), and OUT/_SUCCESS, written last. Every file is written under
+/// a temporary name and renamed when complete.
+///
+/// Example (the guide's three runs):
+///
+///   criteo-prepare -b data -i train.tsv -o prepared/train -m train -x model
+///   criteo-prepare -b data -i eval.tsv  -o prepared/eval  -m evaluate -x model
+///   criteo-prepare -b data -i test.txt  -o prepared/test  -m predict -x model
+#[derive(Debug, Parser)]
+#[command(name = "criteo-prepare", version, after_help = sparky_cli::EXIT_CODES_HELP)]
+struct Args {
+    /// Folder that relative --in, --out and --model paths are taken from.
+    #[arg(short = 'b', long, value_name = "DIR")]
+    base: Option<PathBuf>,
+
+    /// Input: a TSV file, a folder (its files, except names starting with . or _),
+    /// a glob such as 'day_*.gz' (quote it), or - for standard input. Files ending
+    /// in .gz are decompressed.
+    #[arg(short = 'i', long = "in", value_name = "PATH")]
+    input: PathBuf,
+
+    /// Output folder for the part files. It must be empty or absent, unless --overwrite.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Which run this is.
+    #[arg(short = 'm', long, value_enum)]
+    mode: ModeArg,
+
+    /// Folder of the preprocessing artifacts: written in train mode, read otherwise.
+    #[arg(short = 'x', long, value_name = "DIR")]
+    model: PathBuf,
+
+    /// Number of part files; part p holds lines [p*L/P, (p+1)*L/P) of the L input lines.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    num_partitions: usize,
+
+    /// Output compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    compression: CompressionArg,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Tfrecord)]
+    format: FormatArg,
+
+    /// Train mode: values seen fewer times are left out of the vocabulary (id 0).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    min_count: u64,
+
+    /// What to do with a malformed line (too many fields, a non-integer in an
+    /// integer column, a label other than 0/1). Lines with too few fields are
+    /// padded with missing values, as some public copies strip them.
+    #[arg(long, value_enum, default_value_t = BadLinesArg::Error)]
+    bad_lines: BadLinesArg,
+
+    /// Replace the contents of --out, and in train mode the artifacts in --model.
+    #[arg(long)]
+    overwrite: bool,
+
+    /// Worker threads [default: the number of cores]. Outputs are identical whatever the count.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// No progress bar (it is drawn only when standard error is a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    #[error(transparent)]
+    Prepare(#[from] prepare::PrepareError),
+}
+
+fn join(base: Option<&Path>, p: &Path) -> PathBuf {
+    match base {
+        Some(b) if p.is_relative() && p.as_os_str() != "-" => b.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn run(args: Args) -> Result<(), CliError> {
+    let base = args.base.as_deref();
+    let sources = input::resolve(&join(base, &args.input))?;
+    let mode = match args.mode {
+        ModeArg::Train => Mode::Train,
+        ModeArg::Evaluate => Mode::Evaluate,
+        ModeArg::Predict => Mode::Predict,
+    };
+    let mut cfg = PrepareConfig::new(
+        sources,
+        join(base, &args.out),
+        mode,
+        join(base, &args.model),
+    );
+    cfg.num_partitions = args.num_partitions;
+    cfg.compression = match args.compression {
+        CompressionArg::None => OutputCompression::None,
+        CompressionArg::Gzip => OutputCompression::Gzip,
+    };
+    cfg.format = match args.format {
+        FormatArg::Tfrecord => OutputFormat::Tfrecord,
+        FormatArg::Parquet => OutputFormat::Parquet,
+    };
+    cfg.min_count = args.min_count;
+    cfg.bad_lines = match args.bad_lines {
+        BadLinesArg::Error => BadLines::Error,
+        BadLinesArg::Skip => BadLines::Skip,
+    };
+    cfg.overwrite = args.overwrite;
+    if let Some(t) = args.threads {
+        cfg.threads = t;
+    }
+    let progress = Arc::new(Progress::default());
+    let bar = {
+        let p = progress.clone();
+        ProgressBar::start(args.quiet, move || ProgressState {
+            phase: Progress::PHASES[p.phase.load(Ordering::Relaxed).min(3)].to_string(),
+            done: p.done_bytes.load(Ordering::Relaxed),
+            total: p.total_bytes.load(Ordering::Relaxed),
+            rows: p.rows.load(Ordering::Relaxed),
+        })
+    };
+    let s = prepare::run(&cfg, &progress)?;
+    drop(bar);
+    let rejected = s.rejected_total();
+    let reasons: Vec<String> = s.rejected.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    eprintln!(
+        "criteo-prepare: {mode}: {} rows from {} lines ({} rejected{}) of {} in {:.2} s ({}, {}/s); {} parts, {} in {}",
+        s.rows,
+        s.lines,
+        rejected,
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", reasons.join(", "))
+        },
+        human_bytes(s.input_bytes),
+        s.total_seconds,
+        human_rate(s.rows, s.total_seconds),
+        human_bytes((s.input_bytes as f64 / s.total_seconds.max(1e-9)) as u64),
+        s.parts.len(),
+        human_bytes(s.output_bytes()),
+        cfg.out_dir.display(),
+    );
+    let sizes: Vec<String> = s
+        .vocabulary_sizes
+        .iter()
+        .map(|&n| human_count(n as u64))
+        .collect();
+    eprintln!(
+        "criteo-prepare: vocabulary sizes C1..C26: {} ({} {})",
+        sizes.join(" "),
+        if mode == Mode::Train {
+            "written to"
+        } else {
+            "read from"
+        },
+        cfg.model_dir.display()
+    );
+    if mode == Mode::Train {
+        eprintln!(
+            "criteo-prepare: counting {:.2} s, writing parts {:.2} s",
+            s.count_seconds, s.write_seconds
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    sparky_cli::main_wrapper("criteo-prepare", || run(args))
+}

@@ -1,0 +1,1088 @@
+//! The prepare job: Criteo TSV in, ranked TFRecord (or Parquet) parts out.
+//!
+//! 1. Inputs are mapped into memory (standard input and `.gz` files are first
+//!    copied to a hidden spool file in the output folder) and split into
+//!    line-aligned chunks whose lines are counted in parallel, so every line
+//!    has a known global number before any is parsed.
+//! 2. Train mode counts every categorical value over all chunks (one table per
+//!    thread, merged at the end), ranks the vocabularies and writes the
+//!    artifacts. Evaluate and predict load them.
+//! 3. Worker threads turn chunks into framed TFRecords (or column buffers)
+//!    while the calling thread writes the results in input order into the
+//!    parts. Part `p` of `P` holds input lines `[p*L/P, (p+1)*L/P)`, so the
+//!    output depends on the input and the flags, never on the thread count.
+//! 4. Every file is written under a temporary name and renamed when complete;
+//!    `_prepare.json` and then `_SUCCESS` come last.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sparky_tfrecord::AtomicFile;
+use sparky_tfrecord::crc::masked_crc32c;
+use sparky_tfrecord::example::Int64ExampleEncoder;
+
+use crate::artifacts::{self, ArtifactError};
+use crate::input::{self, Chunk, InputError, Mapped, Source};
+use crate::parse::{Row, RowError, parse_line};
+use crate::pgzip;
+use crate::schema::{Mode, NUM_CAT, NUM_INT, ROW_VALUES};
+use crate::vocab::{Counts, Vocabulary};
+
+/// File name of the job record in the output folder.
+pub const PREPARED_FILE: &str = "_prepare.json";
+/// The marker written last.
+pub const SUCCESS_FILE: &str = "_SUCCESS";
+/// The rejected-lines report (with `--bad-lines skip`).
+pub const REJECTS_FILE: &str = "_rejects";
+/// The `format` of `_prepare.json`.
+pub const PREPARED_FORMAT: &str = "sparky-criteo-prepared";
+
+/// Output container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// TFRecord files of `tf.train.Example`.
+    Tfrecord,
+    /// Parquet files with one required INT64 column per feature.
+    Parquet,
+}
+
+/// Output compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputCompression {
+    /// Plain files.
+    None,
+    /// GZIP: a whole-file gzip stream for TFRecord (`.gz` names), the GZIP
+    /// codec inside Parquet.
+    Gzip,
+}
+
+/// What to do with a malformed line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadLines {
+    /// Stop with an error naming the file, line and column.
+    Error,
+    /// Skip it, count it, and report it in `OUT/_rejects`.
+    Skip,
+}
+
+/// A validated job description; see [`PrepareConfig::new`].
+#[derive(Debug, Clone)]
+pub struct PrepareConfig {
+    /// Input sources, in order.
+    pub inputs: Vec<Source>,
+    /// The output folder.
+    pub out_dir: PathBuf,
+    /// Train, evaluate or predict.
+    pub mode: Mode,
+    /// Where the artifacts are written (train) or read (evaluate, predict).
+    pub model_dir: PathBuf,
+    /// Number of part files.
+    pub num_partitions: usize,
+    /// Output compression.
+    pub compression: OutputCompression,
+    /// Output container.
+    pub format: OutputFormat,
+    /// Values seen fewer times stay out of the vocabulary (train mode).
+    pub min_count: u64,
+    /// What to do with malformed lines.
+    pub bad_lines: BadLines,
+    /// Replace existing outputs and artifacts.
+    pub overwrite: bool,
+    /// Worker threads.
+    pub threads: usize,
+    /// Input bytes per work unit.
+    pub chunk_bytes: usize,
+    /// Index of the first part file (for sharded runs).
+    pub first_part: usize,
+    /// Global number of the first input line (the `id` of predict mode).
+    pub first_line: u64,
+}
+
+/// A progress report shared with a display thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Total input bytes of the current phase.
+    pub total_bytes: AtomicU64,
+    /// Input bytes done in the current phase.
+    pub done_bytes: AtomicU64,
+    /// Rows done in the current phase.
+    pub rows: AtomicU64,
+    /// Index into [`Progress::PHASES`].
+    pub phase: AtomicUsize,
+}
+
+impl Progress {
+    /// Phase names.
+    pub const PHASES: [&'static str; 4] =
+        ["reading input", "counting values", "writing parts", "done"];
+
+    fn start(&self, phase: usize, total: u64) {
+        self.phase.store(phase, Ordering::Relaxed);
+        self.total_bytes.store(total, Ordering::Relaxed);
+        self.done_bytes.store(0, Ordering::Relaxed);
+        self.rows.store(0, Ordering::Relaxed);
+    }
+}
+
+/// One written part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    /// File name within the output folder.
+    pub file: String,
+    /// Rows (Examples) in it.
+    pub rows: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// Where the artifacts a prepared folder used are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// The model folder, as an absolute path.
+    pub dir: PathBuf,
+    /// CRC32C of its `manifest.json`.
+    pub manifest_crc32c: u32,
+}
+
+/// `_prepare.json`: what a prepare run wrote, for the tools that read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedManifest {
+    /// Always [`PREPARED_FORMAT`].
+    pub format: String,
+    /// 1.
+    pub format_version: u32,
+    /// The program that wrote it.
+    pub created_by: String,
+    /// The mode of the run.
+    pub mode: String,
+    /// The artifacts used.
+    pub artifacts: ArtifactRef,
+    /// The inputs, as given.
+    pub inputs: Vec<String>,
+    /// Input lines.
+    pub lines: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+    /// Global number of the first line.
+    pub first_line: u64,
+    /// Output container.
+    pub output_format: OutputFormat,
+    /// Output compression.
+    pub compression: OutputCompression,
+    /// The parts, in order.
+    pub parts: Vec<PartInfo>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct PrepareSummary {
+    /// The mode.
+    pub mode: Mode,
+    /// Input lines.
+    pub lines: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Lines rejected, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Vocabulary sizes, C1..C26.
+    pub vocabulary_sizes: Vec<usize>,
+    /// The parts written.
+    pub parts: Vec<PartInfo>,
+    /// Input bytes (decompressed).
+    pub input_bytes: u64,
+    /// Seconds spent counting (train mode).
+    pub count_seconds: f64,
+    /// Seconds spent writing parts.
+    pub write_seconds: f64,
+    /// Seconds in all.
+    pub total_seconds: f64,
+}
+
+impl PrepareSummary {
+    /// Rejected lines in all.
+    #[must_use]
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Bytes written over all parts.
+    #[must_use]
+    pub fn output_bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.bytes).sum()
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrepareError {
+    /// The inputs could not be found or read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The artifacts could not be written or loaded.
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactError),
+    /// A malformed line, with `--bad-lines error`.
+    #[error("{input}:{line}: {error} (use --bad-lines skip to skip such lines)")]
+    BadLine {
+        /// The input's name.
+        input: String,
+        /// 1-based line within it.
+        line: u64,
+        /// What is wrong.
+        error: RowError,
+    },
+    /// The output folder holds files and `--overwrite` was not given.
+    #[error("{} is not empty; pass --overwrite to replace its contents", .0.display())]
+    OutputExists(PathBuf),
+    /// Writing an output failed.
+    #[error("{}: {source}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a TFRecord or atomic file failed.
+    #[error(transparent)]
+    Record(#[from] sparky_tfrecord::Error),
+    /// Writing Parquet failed.
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// An invalid setting.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl PrepareConfig {
+    /// A job with the defaults: one part per thread-independent default of 8,
+    /// no compression, TFRecord, minimum count 1, stop at bad lines, 4 MiB
+    /// chunks, as many threads as the machine has.
+    #[must_use]
+    pub fn new(inputs: Vec<Source>, out_dir: PathBuf, mode: Mode, model_dir: PathBuf) -> Self {
+        Self {
+            inputs,
+            out_dir,
+            mode,
+            model_dir,
+            num_partitions: 8,
+            compression: OutputCompression::None,
+            format: OutputFormat::Tfrecord,
+            min_count: 1,
+            bad_lines: BadLines::Error,
+            overwrite: false,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            chunk_bytes: 4 << 20,
+            first_part: 0,
+            first_line: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), PrepareError> {
+        if self.inputs.is_empty() {
+            return Err(PrepareError::Config("no input".into()));
+        }
+        if self.num_partitions == 0 || self.num_partitions > 100_000 {
+            return Err(PrepareError::Config(
+                "--num-partitions must be between 1 and 100000".into(),
+            ));
+        }
+        if self.threads == 0 {
+            return Err(PrepareError::Config("--threads must be at least 1".into()));
+        }
+        if self.min_count == 0 {
+            return Err(PrepareError::Config(
+                "--min-count must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file name of part `p`.
+    #[must_use]
+    pub fn part_name(&self, p: usize) -> String {
+        match (self.format, self.compression) {
+            (OutputFormat::Tfrecord, OutputCompression::None) => format!("part-r-{p:05}.tfrecord"),
+            (OutputFormat::Tfrecord, OutputCompression::Gzip) => {
+                format!("part-r-{p:05}.tfrecord.gz")
+            }
+            (OutputFormat::Parquet, _) => format!("part-r-{p:05}.parquet"),
+        }
+    }
+}
+
+/// The values of a row in Example order: label or id, integers, vocabulary ids.
+#[inline]
+fn row_values(row: &Row<'_>, first: i64, vocab: &Vocabulary, out: &mut [i64; ROW_VALUES]) {
+    out[0] = first;
+    out[1..=NUM_INT].copy_from_slice(&row.ints);
+    let ids: &mut [i64; NUM_CAT] = (&mut out[1 + NUM_INT..]).try_into().expect("26 slots");
+    vocab.ids(row, ids);
+}
+
+/// Calls `f(line_number_in_input, global_line, bytes)` for each line of a chunk.
+#[inline]
+fn for_each_line(chunk: &Chunk, bytes: &[u8], mut f: impl FnMut(u64, u64, &[u8]) -> bool) {
+    let data = &bytes[chunk.start..chunk.end];
+    let mut start = 0;
+    let mut n = 0u64;
+    for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
+        if end == data.len() && start == data.len() {
+            break; // the chunk ended with '\n'
+        }
+        if !f(
+            chunk.first_line + n,
+            chunk.global_line + n,
+            &data[start..end],
+        ) {
+            return;
+        }
+        n += 1;
+        start = end + 1;
+    }
+}
+
+/// A rejected line.
+#[derive(Debug, Clone)]
+struct Reject {
+    input: usize,
+    line: u64,
+    error: RowError,
+}
+
+/// One part's share of a chunk.
+enum SegmentData {
+    Framed(Vec<u8>),
+    Gzip(pgzip::Piece),
+    Columns(Vec<Vec<i64>>),
+}
+
+struct Segment {
+    part: usize,
+    rows: u64,
+    data: SegmentData,
+}
+
+struct ChunkOut {
+    segments: Vec<Segment>,
+    rejects: Vec<Reject>,
+    error: Option<Reject>,
+    bytes: u64,
+    rows: u64,
+}
+
+/// Runs `work` over every chunk on `threads` workers, handing results to
+/// `consume` in chunk order on the calling thread. At most `window` chunks
+/// are in flight. Returns each worker's final state.
+fn run_chunks<S: Send, T: Send, E>(
+    chunks: &[Chunk],
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &Chunk) -> T + Sync,
+    mut consume: impl FnMut(usize, T) -> Result<(), E>,
+) -> Result<Vec<S>, E> {
+    let window = (threads * 3).max(2);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let consumed = Mutex::new(0usize);
+    let room = Condvar::new();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, T)>();
+        let mut handles = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, consumed, room, init, work) =
+                (&next, &stop, &consumed, &room, &init, &work);
+            handles.push(scope.spawn(move || {
+                let mut state = init();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= chunks.len() {
+                        break;
+                    }
+                    {
+                        let mut c = consumed.lock().expect("no panics while held");
+                        while i >= *c + window && !stop.load(Ordering::Relaxed) {
+                            c = room.wait(c).expect("no panics while held");
+                        }
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let out = work(&mut state, &chunks[i]);
+                    if tx.send((i, out)).is_err() {
+                        break;
+                    }
+                }
+                state
+            }));
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, T> = BTreeMap::new();
+        let mut expect = 0usize;
+        let mut result = Ok(());
+        for (i, out) in rx.iter() {
+            pending.insert(i, out);
+            while let Some(out) = pending.remove(&expect) {
+                if result.is_ok() {
+                    result = consume(expect, out);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                expect += 1;
+                *consumed.lock().expect("no panics while held") = expect;
+                room.notify_all();
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        // Wake and drain the workers (they stop at the flag).
+        stop.store(true, Ordering::Relaxed);
+        room.notify_all();
+        drop(rx);
+        let states: Vec<S> = handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect();
+        result.map(|()| states)
+    })
+}
+
+/// The part of global line `g` (relative to the run's first line), given the
+/// total line count and part count: lines `[p*L/P, (p+1)*L/P)` go to `p`.
+#[inline]
+fn part_of(g: u64, lines: u64, parts: usize) -> usize {
+    // The largest p with p*L/P <= g.
+    let p =
+        ((u128::from(g) * parts as u128 + parts as u128 - 1) / u128::from(lines.max(1))) as usize;
+    let p = p.min(parts - 1);
+    // Correct for rounding: move down while the start of p exceeds g.
+    let start = |p: usize| (u128::from(lines) * p as u128 / parts as u128) as u64;
+    let mut p = p;
+    while p > 0 && start(p) > g {
+        p -= 1;
+    }
+    while p + 1 < parts && start(p + 1) <= g {
+        p += 1;
+    }
+    p
+}
+
+/// Checks the output folder and clears the old success marker.
+fn prepare_out_dir(cfg: &PrepareConfig) -> Result<(), PrepareError> {
+    let out = &cfg.out_dir;
+    let io = |source| PrepareError::Output {
+        path: out.clone(),
+        source,
+    };
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(io)?;
+        if entries.next().is_some() {
+            if !cfg.overwrite {
+                return Err(PrepareError::OutputExists(out.clone()));
+            }
+            // From here on the folder no longer claims to be complete.
+            let success = out.join(SUCCESS_FILE);
+            if success.exists() {
+                std::fs::remove_file(&success).map_err(|source| PrepareError::Output {
+                    path: success,
+                    source,
+                })?;
+            }
+        }
+    }
+    std::fs::create_dir_all(out).map_err(io)?;
+    Ok(())
+}
+
+/// Counts the categorical values of every good line.
+fn count(
+    cfg: &PrepareConfig,
+    inputs: &[Mapped],
+    chunks: &[Chunk],
+    progress: &Progress,
+) -> Result<Counts, PrepareError> {
+    let mode = cfg.mode;
+    let skip = cfg.bad_lines == BadLines::Skip;
+    let states = run_chunks(
+        chunks,
+        cfg.threads,
+        Counts::default,
+        |counts: &mut Counts, chunk| {
+            let mut first_error = None;
+            let mut rows = 0u64;
+            for_each_line(
+                chunk,
+                inputs[chunk.input].bytes(),
+                |line, _, bytes| match parse_line(bytes, mode) {
+                    Ok(row) => {
+                        counts.add_row(&row);
+                        rows += 1;
+                        true
+                    }
+                    Err(error) if !skip => {
+                        first_error = Some(Reject {
+                            input: chunk.input,
+                            line,
+                            error,
+                        });
+                        false
+                    }
+                    Err(_) => true,
+                },
+            );
+            progress
+                .done_bytes
+                .fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
+            progress.rows.fetch_add(rows, Ordering::Relaxed);
+            first_error
+        },
+        |_, error: Option<Reject>| match error {
+            Some(r) => Err(PrepareError::BadLine {
+                input: inputs[r.input].name.clone(),
+                line: r.line,
+                error: r.error,
+            }),
+            None => Ok(()),
+        },
+    )?;
+    // Merge pairwise in parallel.
+    use rayon::prelude::*;
+    Ok(states
+        .into_par_iter()
+        .reduce(Counts::default, Counts::merged))
+}
+
+/// An open part being written.
+enum PartWriter {
+    Plain(AtomicFile, u64),
+    Gzip(pgzip::GzipJoiner<AtomicFile>),
+    Parquet(
+        Box<parquet::file::writer::SerializedFileWriter<AtomicFile>>,
+        Vec<Vec<i64>>,
+    ),
+}
+
+/// Rows per Parquet row group.
+const PARQUET_ROW_GROUP: usize = 1 << 20;
+
+fn parquet_schema(mode: Mode) -> std::sync::Arc<parquet::schema::types::Type> {
+    use parquet::basic::{Repetition, Type as Physical};
+    use parquet::schema::types::Type;
+    let fields = mode
+        .feature_names()
+        .into_iter()
+        .map(|n| {
+            std::sync::Arc::new(
+                Type::primitive_type_builder(&n, Physical::INT64)
+                    .with_repetition(Repetition::REQUIRED)
+                    .build()
+                    .expect("valid column"),
+            )
+        })
+        .collect();
+    std::sync::Arc::new(
+        Type::group_type_builder("criteo")
+            .with_fields(fields)
+            .build()
+            .expect("valid schema"),
+    )
+}
+
+fn write_row_group(
+    w: &mut parquet::file::writer::SerializedFileWriter<AtomicFile>,
+    columns: &mut [Vec<i64>],
+) -> parquet::errors::Result<()> {
+    let mut rg = w.next_row_group()?;
+    for col in columns.iter_mut() {
+        let mut cw = rg.next_column()?.expect("one writer per schema column");
+        cw.typed::<parquet::data_type::Int64Type>()
+            .write_batch(col, None, None)?;
+        cw.close()?;
+        col.clear();
+    }
+    rg.close()?;
+    Ok(())
+}
+
+impl PartWriter {
+    fn open(cfg: &PrepareConfig, path: &Path) -> Result<Self, PrepareError> {
+        let file = AtomicFile::create(path)?;
+        let io = |source| PrepareError::Output {
+            path: path.to_path_buf(),
+            source,
+        };
+        Ok(match (cfg.format, cfg.compression) {
+            (OutputFormat::Tfrecord, OutputCompression::None) => PartWriter::Plain(file, 0),
+            (OutputFormat::Tfrecord, OutputCompression::Gzip) => {
+                PartWriter::Gzip(pgzip::GzipJoiner::new(file).map_err(io)?)
+            }
+            (OutputFormat::Parquet, c) => {
+                use parquet::basic::{Compression, GzipLevel};
+                use parquet::file::properties::WriterProperties;
+                let codec = match c {
+                    OutputCompression::None => Compression::UNCOMPRESSED,
+                    OutputCompression::Gzip => Compression::GZIP(GzipLevel::default()),
+                };
+                let props = WriterProperties::builder()
+                    .set_compression(codec)
+                    .set_created_by(format!(
+                        "sparky criteo-prepare {}",
+                        env!("CARGO_PKG_VERSION")
+                    ))
+                    .build();
+                let w = parquet::file::writer::SerializedFileWriter::new(
+                    file,
+                    parquet_schema(cfg.mode),
+                    props.into(),
+                )
+                .map_err(|source| PrepareError::Parquet {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                PartWriter::Parquet(Box::new(w), vec![Vec::new(); ROW_VALUES])
+            }
+        })
+    }
+
+    fn append(&mut self, data: SegmentData, path: &Path) -> Result<(), PrepareError> {
+        let io = |source| PrepareError::Output {
+            path: path.to_path_buf(),
+            source,
+        };
+        match (self, data) {
+            (PartWriter::Plain(f, n), SegmentData::Framed(bytes)) => {
+                f.write_all(&bytes).map_err(io)?;
+                *n += bytes.len() as u64;
+            }
+            (PartWriter::Gzip(g), SegmentData::Gzip(piece)) => g.append(&piece).map_err(io)?,
+            (PartWriter::Parquet(w, cols), SegmentData::Columns(mut add)) => {
+                for (c, a) in cols.iter_mut().zip(add.iter_mut()) {
+                    c.append(a);
+                }
+                if cols[0].len() >= PARQUET_ROW_GROUP {
+                    write_row_group(w, cols).map_err(|source| PrepareError::Parquet {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                }
+            }
+            _ => unreachable!("segment kinds follow the configuration"),
+        }
+        Ok(())
+    }
+
+    fn finish(self, path: &Path) -> Result<u64, PrepareError> {
+        let io = |source| PrepareError::Output {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = match self {
+            PartWriter::Plain(f, _) => f,
+            PartWriter::Gzip(g) => g.finish().map_err(io)?,
+            PartWriter::Parquet(mut w, mut cols) => {
+                let pq = |source| PrepareError::Parquet {
+                    path: path.to_path_buf(),
+                    source,
+                };
+                if !cols[0].is_empty() {
+                    write_row_group(&mut w, &mut cols).map_err(pq)?;
+                }
+                w.into_inner().map_err(pq)?
+            }
+        };
+        file.commit()?;
+        Ok(std::fs::metadata(path).map_err(io)?.len())
+    }
+}
+
+/// Transforms one chunk into per-part segments.
+fn transform_chunk(
+    cfg: &PrepareConfig,
+    chunk: &Chunk,
+    bytes: &[u8],
+    vocab: &Vocabulary,
+    encoder: &Int64ExampleEncoder,
+    total_lines: u64,
+) -> ChunkOut {
+    let skip = cfg.bad_lines == BadLines::Skip;
+    let mut out = ChunkOut {
+        segments: Vec::new(),
+        rejects: Vec::new(),
+        error: None,
+        bytes: (chunk.end - chunk.start) as u64,
+        rows: 0,
+    };
+    let mut values = [0i64; ROW_VALUES];
+    let mut current: Option<Segment> = None;
+    let new_segment = |part: usize| Segment {
+        part,
+        rows: 0,
+        data: match cfg.format {
+            OutputFormat::Tfrecord => SegmentData::Framed(Vec::with_capacity(
+                chunk.end - chunk.start + (chunk.end - chunk.start) * 5,
+            )),
+            OutputFormat::Parquet => {
+                SegmentData::Columns(vec![Vec::with_capacity(chunk.lines as usize); ROW_VALUES])
+            }
+        },
+    };
+    let mut part_end_line = 0u64; // relative global line where the current part ends
+    for_each_line(chunk, bytes, |line, global, text| {
+        let rel = global;
+        if current.is_none() || rel >= part_end_line {
+            let p = part_of(rel, total_lines, cfg.num_partitions);
+            if let Some(seg) = current.take() {
+                out.segments.push(seg);
+            }
+            current = Some(new_segment(p));
+            part_end_line =
+                (u128::from(total_lines) * (p as u128 + 1) / cfg.num_partitions as u128) as u64;
+        }
+        let row = match parse_line(text, cfg.mode) {
+            Ok(r) => r,
+            Err(error) => {
+                let r = Reject {
+                    input: chunk.input,
+                    line,
+                    error,
+                };
+                if skip {
+                    out.rejects.push(r);
+                    return true;
+                }
+                out.error = Some(r);
+                return false;
+            }
+        };
+        let first = match row.label {
+            Some(l) => i64::from(l),
+            None => (cfg.first_line + global) as i64,
+        };
+        row_values(&row, first, vocab, &mut values);
+        let seg = current.as_mut().expect("set above");
+        seg.rows += 1;
+        out.rows += 1;
+        match &mut seg.data {
+            SegmentData::Framed(buf) => {
+                let start = buf.len();
+                buf.extend_from_slice(&[0u8; sparky_tfrecord::HEADER_LEN]);
+                encoder.encode(&values, buf);
+                let len = (buf.len() - start - sparky_tfrecord::HEADER_LEN) as u64;
+                let payload_crc = masked_crc32c(&buf[start + sparky_tfrecord::HEADER_LEN..]);
+                buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
+                let len_crc = masked_crc32c(&len.to_le_bytes());
+                buf[start + 8..start + 12].copy_from_slice(&len_crc.to_le_bytes());
+                buf.extend_from_slice(&payload_crc.to_le_bytes());
+            }
+            SegmentData::Columns(cols) => {
+                for (c, v) in cols.iter_mut().zip(values) {
+                    c.push(v);
+                }
+            }
+            SegmentData::Gzip(_) => unreachable!("compressed when the segment closes"),
+        }
+        true
+    });
+    if let Some(seg) = current.take() {
+        out.segments.push(seg);
+    }
+    if cfg.format == OutputFormat::Tfrecord && cfg.compression == OutputCompression::Gzip {
+        for seg in &mut out.segments {
+            if let SegmentData::Framed(buf) = &seg.data {
+                seg.data = SegmentData::Gzip(pgzip::compress_piece(buf));
+            }
+        }
+    }
+    out
+}
+
+/// Writes the parts.
+fn transform(
+    cfg: &PrepareConfig,
+    inputs: &[Mapped],
+    chunks: &[Chunk],
+    vocab: &Vocabulary,
+    total_lines: u64,
+    progress: &Progress,
+) -> Result<(Vec<PartInfo>, Vec<Reject>, u64), PrepareError> {
+    let encoder = Int64ExampleEncoder::new(&cfg.mode.feature_names());
+    let mut parts: Vec<PartInfo> = Vec::with_capacity(cfg.num_partitions);
+    let mut open: Option<(usize, PartWriter, PathBuf, u64)> = None;
+    let mut rejects = Vec::new();
+    let mut rows = 0u64;
+    // Finishes parts up to (not including) `upto`, creating empty ones between.
+    let advance = |open: &mut Option<(usize, PartWriter, PathBuf, u64)>,
+                   parts: &mut Vec<PartInfo>,
+                   upto: usize|
+     -> Result<(), PrepareError> {
+        while parts.len() < upto {
+            let p = parts.len();
+            let (writer, path, n) = match open.take() {
+                Some((q, w, path, n)) if q == p => (w, path, n),
+                other => {
+                    *open = other;
+                    let path = cfg.out_dir.join(cfg.part_name(cfg.first_part + p));
+                    (PartWriter::open(cfg, &path)?, path, 0)
+                }
+            };
+            let bytes = writer.finish(&path)?;
+            parts.push(PartInfo {
+                file: cfg.part_name(cfg.first_part + p),
+                rows: n,
+                bytes,
+            });
+        }
+        Ok(())
+    };
+    run_chunks(
+        chunks,
+        cfg.threads,
+        || (),
+        |(), chunk| {
+            transform_chunk(
+                cfg,
+                chunk,
+                inputs[chunk.input].bytes(),
+                vocab,
+                &encoder,
+                total_lines,
+            )
+        },
+        |_, out: ChunkOut| -> Result<(), PrepareError> {
+            for seg in out.segments {
+                advance(&mut open, &mut parts, seg.part)?;
+                if open.as_ref().is_none_or(|(q, ..)| *q != seg.part) {
+                    let path = cfg.out_dir.join(cfg.part_name(cfg.first_part + seg.part));
+                    open = Some((seg.part, PartWriter::open(cfg, &path)?, path, 0));
+                }
+                let (_, w, path, n) = open.as_mut().expect("opened above");
+                *n += seg.rows;
+                w.append(seg.data, path)?;
+            }
+            rejects.extend(out.rejects);
+            rows += out.rows;
+            progress.done_bytes.fetch_add(out.bytes, Ordering::Relaxed);
+            progress.rows.fetch_add(out.rows, Ordering::Relaxed);
+            match out.error {
+                Some(r) => Err(PrepareError::BadLine {
+                    input: inputs[r.input].name.clone(),
+                    line: r.line,
+                    error: r.error,
+                }),
+                None => Ok(()),
+            }
+        },
+    )?;
+    advance(&mut open, &mut parts, cfg.num_partitions)?;
+    Ok((parts, rejects, rows))
+}
+
+/// Runs the job.
+///
+/// # Errors
+/// See [`PrepareError`]. On error no `_SUCCESS` is written and no part file
+/// is left half-written (at worst a hidden `.tmp` file).
+pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, PrepareError> {
+    let t0 = Instant::now();
+    cfg.validate()?;
+    // Refuse early, before any work.
+    if cfg.mode == Mode::Train && artifacts::exist(&cfg.model_dir) && !cfg.overwrite {
+        return Err(ArtifactError::Exists {
+            dir: cfg.model_dir.clone(),
+        }
+        .into());
+    }
+    let loaded = match cfg.mode {
+        Mode::Train => None,
+        Mode::Evaluate | Mode::Predict => Some(artifacts::load(&cfg.model_dir)?),
+    };
+    prepare_out_dir(cfg)?;
+    progress.start(0, 0);
+    let inputs = input::map_all(&cfg.inputs, &cfg.out_dir)?;
+    let chunks = input::chunks(&inputs, cfg.chunk_bytes);
+    let input_bytes: u64 = inputs.iter().map(|m| m.bytes().len() as u64).sum();
+    let total_lines: u64 = chunks.iter().map(|c| c.lines).sum();
+
+    let mut count_seconds = 0.0;
+    let (vocab, manifest_crc) = match loaded {
+        Some(a) => (a.vocabulary, a.manifest_crc32c),
+        None => {
+            let t = Instant::now();
+            progress.start(1, input_bytes);
+            let counts = count(cfg, &inputs, &chunks, progress)?;
+            let vocab = Vocabulary::from_counts(&counts, cfg.min_count);
+            // Lines rejected = lines - rows counted.
+            let rejected = total_lines - counts.rows;
+            artifacts::write(
+                &cfg.model_dir,
+                &vocab,
+                counts.rows,
+                rejected,
+                cfg.min_count,
+                cfg.overwrite,
+            )?;
+            count_seconds = t.elapsed().as_secs_f64();
+            let crc = crc32c::crc32c(
+                &std::fs::read(cfg.model_dir.join(artifacts::MANIFEST_FILE)).map_err(|source| {
+                    PrepareError::Output {
+                        path: cfg.model_dir.clone(),
+                        source,
+                    }
+                })?,
+            );
+            (vocab, crc)
+        }
+    };
+
+    let t = Instant::now();
+    progress.start(2, input_bytes);
+    let (parts, rejects, rows) = transform(cfg, &inputs, &chunks, &vocab, total_lines, progress)?;
+    drop(inputs);
+    let write_seconds = t.elapsed().as_secs_f64();
+
+    finish_out_dir(cfg, &parts, &rejects, rows, total_lines, manifest_crc)?;
+    progress.start(3, 0);
+
+    let mut rejected = BTreeMap::new();
+    for r in &rejects {
+        *rejected.entry(r.error.reason().to_string()).or_insert(0) += 1;
+    }
+    Ok(PrepareSummary {
+        mode: cfg.mode,
+        lines: total_lines,
+        rows,
+        rejected,
+        vocabulary_sizes: vocab.sizes(),
+        parts,
+        input_bytes,
+        count_seconds,
+        write_seconds,
+        total_seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Removes stale parts, writes `_rejects`, `_prepare.json`, then `_SUCCESS`.
+fn finish_out_dir(
+    cfg: &PrepareConfig,
+    parts: &[PartInfo],
+    rejects: &[Reject],
+    rows: u64,
+    lines: u64,
+    manifest_crc32c: u32,
+) -> Result<(), PrepareError> {
+    let out = &cfg.out_dir;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PrepareError::Output { path, source }
+    };
+    // Parts of an earlier run that this run did not rewrite.
+    let keep: std::collections::HashSet<&str> = parts.iter().map(|p| p.file.as_str()).collect();
+    for entry in std::fs::read_dir(out).map_err(io(out))? {
+        let entry = entry.map_err(io(out))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") && !keep.contains(name.as_str()) {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    let rejects_path = out.join(REJECTS_FILE);
+    if cfg.bad_lines == BadLines::Skip {
+        let mut text = b"input\tline\treason\n".to_vec();
+        let names: Vec<String> = cfg.inputs.iter().map(Source::display_name).collect();
+        for r in rejects {
+            text.extend_from_slice(
+                format!("{}\t{}\t{}\n", names[r.input], r.line, r.error).as_bytes(),
+            );
+        }
+        sparky_tfrecord::write_atomic(&rejects_path, &text)?;
+    } else if rejects_path.exists() {
+        std::fs::remove_file(&rejects_path).map_err(io(&rejects_path))?;
+    }
+    let model_dir = std::fs::canonicalize(&cfg.model_dir).unwrap_or_else(|_| cfg.model_dir.clone());
+    let manifest = PreparedManifest {
+        format: PREPARED_FORMAT.into(),
+        format_version: 1,
+        created_by: format!("sparky-criteo {}", env!("CARGO_PKG_VERSION")),
+        mode: cfg.mode.to_string(),
+        artifacts: ArtifactRef {
+            dir: model_dir,
+            manifest_crc32c,
+        },
+        inputs: cfg.inputs.iter().map(Source::display_name).collect(),
+        lines,
+        rows,
+        rejected: rejects.len() as u64,
+        first_line: cfg.first_line,
+        output_format: cfg.format,
+        compression: cfg.compression,
+        parts: parts.to_vec(),
+    };
+    let mut json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+    json.push(b'\n');
+    sparky_tfrecord::write_atomic(out.join(PREPARED_FILE), &json)?;
+    sparky_tfrecord::write_atomic(out.join(SUCCESS_FILE), b"")?;
+    Ok(())
+}
+
+/// Reads `_prepare.json` of a prepared folder.
+///
+/// # Errors
+/// A missing or malformed file.
+pub fn read_prepared(dir: &Path) -> Result<PreparedManifest, PrepareError> {
+    let path = dir.join(PREPARED_FILE);
+    let text = std::fs::read(&path).map_err(|source| PrepareError::Output {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text)
+        .map_err(|e| PrepareError::Config(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_split_lines_evenly_and_in_order() {
+        for lines in [0u64, 1, 2, 7, 8, 9, 100, 1001] {
+            for parts in [1usize, 2, 3, 8, 13] {
+                let mut counts = vec![0u64; parts];
+                let mut last = 0;
+                for g in 0..lines {
+                    let p = part_of(g, lines, parts);
+                    assert!(p >= last, "lines {lines} parts {parts}");
+                    last = p;
+                    counts[p] += 1;
+                    let start = (u128::from(lines) * p as u128 / parts as u128) as u64;
+                    let end = (u128::from(lines) * (p as u128 + 1) / parts as u128) as u64;
+                    assert!(
+                        start <= g && g < end,
+                        "g {g} p {p} lines {lines} parts {parts}"
+                    );
+                }
+                let min = counts.iter().min().unwrap();
+                let max = counts.iter().max().unwrap();
+                assert!(max - min <= 1, "{counts:?}");
+            }
+        }
+    }
+}
