@@ -357,6 +357,7 @@ pub struct SliceReader<'a> {
     skipped: u64,
     resynced_bytes: u64,
     done: bool,
+    base: u64,
 }
 
 impl<'a> SliceReader<'a> {
@@ -372,7 +373,18 @@ impl<'a> SliceReader<'a> {
             skipped: 0,
             resynced_bytes: 0,
             done: false,
+            base: 0,
         }
+    }
+
+    /// Declares that `data` starts at byte `offset` of its file, after
+    /// `records` records, so that error positions name the file's offsets
+    /// (for readers of one slice of a larger file).
+    #[must_use]
+    pub fn with_start(mut self, offset: u64, records: u64) -> Self {
+        self.base = offset;
+        self.records = records;
+        self
     }
 
     /// Sets the options.
@@ -389,16 +401,24 @@ impl<'a> SliceReader<'a> {
         self
     }
 
-    /// Byte offset of the next record.
+    /// Byte offset of the next record (counted from the file's start when
+    /// [`with_start`](Self::with_start) was given).
     #[must_use]
     pub fn offset(&self) -> u64 {
-        self.pos as u64
+        self.base + self.pos as u64
     }
 
     /// Records skipped because their payload failed its checksum.
     #[must_use]
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Records passed so far (returned or skipped), counted from the
+    /// `records` given to [`with_start`](Self::with_start).
+    #[must_use]
+    pub fn records(&self) -> u64 {
+        self.records
     }
 
     /// Bytes passed over while resynchronising after bad length fields.
@@ -408,7 +428,7 @@ impl<'a> SliceReader<'a> {
     }
 
     fn at(&self, offset: usize) -> Position {
-        Position::new(self.path, offset as u64, self.records)
+        Position::new(self.path, self.base + offset as u64, self.records)
     }
 
     /// Checks one record at `pos` without side effects: `Ok((payload, end))`

@@ -69,6 +69,11 @@ impl<W: Write> RecordWriter<W> {
         self.bytes
     }
 
+    /// Pushes buffered records to the inner writer and flushes it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
     /// Flushes the buffer and returns the inner writer.
     pub fn into_inner(self) -> io::Result<W> {
         self.inner
