@@ -31,7 +31,5 @@ fn main() {
     let mut config = prost_build::Config::new();
     // Maps become BTreeMaps: the same message always encodes to the same bytes.
     config.btree_map(["."]);
-    config
-        .compile_fds(fds)
-        .unwrap_or_else(|e| panic!("generating Rust for proto/: {e}"));
+    config.compile_fds(fds).unwrap_or_else(|e| panic!("generating Rust for proto/: {e}"));
 }

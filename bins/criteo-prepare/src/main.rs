@@ -9,9 +9,7 @@ use std::sync::atomic::Ordering;
 use clap::{Parser, ValueEnum};
 use sparky_cli::{ProgressBar, ProgressState, human_bytes, human_count, human_rate};
 use sparky_criteo::input;
-use sparky_criteo::prepare::{
-    self, BadLines, OutputCompression, OutputFormat, PrepareConfig, Progress,
-};
+use sparky_criteo::prepare::{self, BadLines, OutputCompression, OutputFormat, PrepareConfig, Progress};
 use sparky_criteo::schema::Mode;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,12 +149,7 @@ fn run(args: Args) -> Result<(), CliError> {
         ModeArg::Evaluate => Mode::Evaluate,
         ModeArg::Predict => Mode::Predict,
     };
-    let mut cfg = PrepareConfig::new(
-        sources,
-        join(base, &args.out),
-        mode,
-        join(base, &args.model),
-    );
+    let mut cfg = PrepareConfig::new(sources, join(base, &args.out), mode, join(base, &args.model));
     cfg.num_partitions = args.num_partitions;
     cfg.compression = match args.compression {
         CompressionArg::None => OutputCompression::None,
@@ -194,11 +187,7 @@ fn run(args: Args) -> Result<(), CliError> {
         s.rows,
         s.lines,
         rejected,
-        if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", reasons.join(", "))
-        },
+        if reasons.is_empty() { String::new() } else { format!(": {}", reasons.join(", ")) },
         human_bytes(s.input_bytes),
         s.total_seconds,
         human_rate(s.rows, s.total_seconds),
@@ -207,26 +196,15 @@ fn run(args: Args) -> Result<(), CliError> {
         human_bytes(s.output_bytes()),
         cfg.out_dir.display(),
     );
-    let sizes: Vec<String> = s
-        .vocabulary_sizes
-        .iter()
-        .map(|&n| human_count(n as u64))
-        .collect();
+    let sizes: Vec<String> = s.vocabulary_sizes.iter().map(|&n| human_count(n as u64)).collect();
     eprintln!(
         "criteo-prepare: vocabulary sizes C1..C26: {} ({} {})",
         sizes.join(" "),
-        if mode == Mode::Train {
-            "written to"
-        } else {
-            "read from"
-        },
+        if mode == Mode::Train { "written to" } else { "read from" },
         cfg.model_dir.display()
     );
     if mode == Mode::Train {
-        eprintln!(
-            "criteo-prepare: counting {:.2} s, writing parts {:.2} s",
-            s.count_seconds, s.write_seconds
-        );
+        eprintln!("criteo-prepare: counting {:.2} s, writing parts {:.2} s", s.count_seconds, s.write_seconds);
     }
     Ok(())
 }

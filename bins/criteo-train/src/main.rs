@@ -191,11 +191,7 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         l2: args.l2.unwrap_or(d.l2),
         beta: args.beta.unwrap_or(d.beta),
     };
-    let mut cfg = TrainConfig::new(
-        args.job_dir.clone(),
-        args.train_dir.clone(),
-        args.eval_dir.clone(),
-    );
+    let mut cfg = TrainConfig::new(args.job_dir.clone(), args.train_dir.clone(), args.eval_dir.clone());
     cfg.artifact_dir = args.artifact_dir.clone();
     cfg.batch_size = args.batch_size;
     cfg.train_steps = args.train_steps;
@@ -224,16 +220,9 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         "optimizer": optimizer, "int_transform": cfg.int_transform, "categorical_encoding": cfg.cat_encoding,
         "threads": cfg.threads, "seed": cfg.seed,
     });
-    cfg.flags = flags
-        .as_object()
-        .expect("an object")
-        .clone()
-        .into_iter()
-        .collect();
+    cfg.flags = flags.as_object().expect("an object").clone().into_iter().collect();
     if cfg.train_steps.is_none() && cfg.epochs.is_none() && !args.quiet {
-        eprintln!(
-            "criteo-train: no --train-steps or --epochs: training until interrupted (Ctrl-C finishes cleanly)"
-        );
+        eprintln!("criteo-train: no --train-steps or --epochs: training until interrupted (Ctrl-C finishes cleanly)");
     }
     install_signal_handlers();
     let quiet = args.quiet;
@@ -243,12 +232,7 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
             return;
         }
         if let Some(m) = &l.eval {
-            eprintln!(
-                "criteo-train: eval at step {} (epoch {:.2}): {}",
-                l.step,
-                l.epoch,
-                fmt_metrics(m)
-            );
+            eprintln!("criteo-train: eval at step {} (epoch {:.2}): {}", l.step, l.epoch, fmt_metrics(m));
             return;
         }
         let mut last = last_print.lock().expect("not poisoned");
@@ -268,28 +252,18 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         eprintln!("criteo-train: resumed from step {r}");
     }
     if s.skipped_records > 0 {
-        eprintln!(
-            "criteo-train: skipped {} corrupt records",
-            s.skipped_records
-        );
+        eprintln!("criteo-train: skipped {} corrupt records", s.skipped_records);
     }
     eprintln!(
         "criteo-train: {} {} steps, {} epochs, {} examples in {:.2} s of training ({} examples/s, {} threads){}",
-        if s.interrupted {
-            "stopped by signal after"
-        } else {
-            "trained"
-        },
+        if s.interrupted { "stopped by signal after" } else { "trained" },
         s.global_step,
         s.epochs,
         s.examples,
         s.train_seconds,
         human_count((s.examples as f64 / s.train_seconds.max(1e-9)) as u64),
         cfg.threads,
-        s.export_dir
-            .as_ref()
-            .map(|d| format!("; exported to {}", d.display()))
-            .unwrap_or_default(),
+        s.export_dir.as_ref().map(|d| format!("; exported to {}", d.display())).unwrap_or_default(),
     );
     println!("{}", fmt_metrics(&s.metrics));
     Ok(())

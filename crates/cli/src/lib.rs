@@ -66,10 +66,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Runs a tool's body and turns its result into an exit code, printing
 /// `NAME: error: ...` on failure.
-pub fn main_wrapper<E: std::error::Error + 'static>(
-    name: &str,
-    run: impl FnOnce() -> Result<(), E>,
-) -> ExitCode {
+pub fn main_wrapper<E: std::error::Error + 'static>(name: &str, run: impl FnOnce() -> Result<(), E>) -> ExitCode {
     match run() {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
@@ -90,11 +87,7 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 /// `950`, `12.3k`, `2.50M`.
@@ -182,11 +175,7 @@ impl ProgressBar {
                     line.push_str(&human_bytes(s.done));
                 }
                 if s.rows > 0 {
-                    line.push_str(&format!(
-                        ", {} rows, {}",
-                        human_count(s.rows),
-                        human_rate(s.rows, secs)
-                    ));
+                    line.push_str(&format!(", {} rows, {}", human_count(s.rows), human_rate(s.rows, secs)));
                 }
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "\r\x1b[2K{line}");
@@ -194,10 +183,7 @@ impl ProgressBar {
             }
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
+        Self { stop, thread: Some(thread) }
     }
 }
 
@@ -232,10 +218,7 @@ mod tests {
 
     #[test]
     fn chains_and_pipes() {
-        let e = Outer(std::io::Error::new(
-            std::io::ErrorKind::BrokenPipe,
-            "pipe closed",
-        ));
+        let e = Outer(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed"));
         assert!(is_broken_pipe(&e));
         assert_eq!(error_chain(&e), "writing out.json: pipe closed");
         let e = Outer(std::io::Error::other("disk full"));

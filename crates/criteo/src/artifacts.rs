@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 use sparky_tfrecord::AtomicFile;
 
 use crate::schema::{
-    ID_FEATURE, LABEL_FEATURE, MISSING_INT, NUM_CAT, NUM_INT, OOV_ID, cat_feature_name,
-    int_feature_name,
+    ID_FEATURE, LABEL_FEATURE, MISSING_INT, NUM_CAT, NUM_INT, OOV_ID, cat_feature_name, int_feature_name,
 };
 use crate::vocab::{ColumnVocab, Value, Vocabulary};
 
@@ -212,10 +211,7 @@ pub struct Artifacts {
 
 /// Appends `value` to `out` as a CSV field, quoted when needed.
 fn csv_field(out: &mut Vec<u8>, value: &[u8]) {
-    if value
-        .iter()
-        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-    {
+    if value.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         for &b in value {
             if b == b'"' {
@@ -277,14 +273,9 @@ pub fn write(
     overwrite: bool,
 ) -> Result<Manifest, ArtifactError> {
     if exist(dir) && !overwrite {
-        return Err(ArtifactError::Exists {
-            dir: dir.to_path_buf(),
-        });
+        return Err(ArtifactError::Exists { dir: dir.to_path_buf() });
     }
-    std::fs::create_dir_all(dir).map_err(|source| ArtifactError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| ArtifactError::Io { path: dir.to_path_buf(), source })?;
     let csv = render_csv(vocabulary);
     let rows = vocabulary.columns.iter().map(|c| c.len() as u64).sum();
     let manifest = Manifest {
@@ -295,8 +286,8 @@ pub fn write(
         rows_rejected,
         min_count,
         missing_integer: MISSING_INT,
-        missing_categorical: "a category of its own, ranked with the other values; written as the empty value in the CSV"
-            .into(),
+        missing_categorical:
+            "a category of its own, ranked with the other values; written as the empty value in the CSV".into(),
         oov_id: OOV_ID,
         vocabulary_sizes: vocabulary
             .columns
@@ -310,19 +301,14 @@ pub fn write(
     // A stale manifest must never vouch for a new CSV: remove it first.
     let manifest_path = dir.join(MANIFEST_FILE);
     if manifest_path.exists() {
-        std::fs::remove_file(&manifest_path).map_err(|source| ArtifactError::Io {
-            path: manifest_path.clone(),
-            source,
-        })?;
+        std::fs::remove_file(&manifest_path)
+            .map_err(|source| ArtifactError::Io { path: manifest_path.clone(), source })?;
     }
     sparky_tfrecord::write_atomic(dir.join(COUNTS_FILE), &csv)?;
     let mut json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
     json.push(b'\n');
     let mut f = AtomicFile::create(&manifest_path)?;
-    f.write_all(&json).map_err(|source| ArtifactError::Io {
-        path: manifest_path.clone(),
-        source,
-    })?;
+    f.write_all(&json).map_err(|source| ArtifactError::Io { path: manifest_path.clone(), source })?;
     f.commit()?;
     Ok(manifest)
 }
@@ -400,96 +386,49 @@ impl CsvRecords<'_> {
 /// Parses the CSV into per-column (value, count) lists in rank order,
 /// checking its structure.
 fn parse_csv(path: &Path, data: &[u8]) -> Result<Vec<Vec<(Value, u64)>>, ArtifactError> {
-    let err = |line: u64, what: String| ArtifactError::Csv {
-        path: path.to_path_buf(),
-        line,
-        what,
-    };
-    let mut records = CsvRecords {
-        data,
-        pos: 0,
-        line: 1,
-    };
+    let err = |line: u64, what: String| ArtifactError::Csv { path: path.to_path_buf(), line, what };
+    let mut records = CsvRecords { data, pos: 0, line: 1 };
     let mut fields = Vec::new();
-    match records
-        .next_record(&mut fields)
-        .map_err(|(l, w)| err(l, w))?
-    {
+    match records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
         Some(_) if fields.len() == 4 && fields.join(&b","[..]) == CSV_HEADER.as_bytes() => {}
         _ => {
-            return Err(err(
-                1,
-                format!("the first line must be the header {CSV_HEADER:?}"),
-            ));
+            return Err(err(1, format!("the first line must be the header {CSV_HEADER:?}")));
         }
     }
     let names: Vec<String> = (0..NUM_CAT).map(cat_feature_name).collect();
     let mut columns: Vec<Vec<(Value, u64)>> = vec![Vec::new(); NUM_CAT];
     let mut current = 0usize;
-    while let Some(line) = records
-        .next_record(&mut fields)
-        .map_err(|(l, w)| err(l, w))?
-    {
+    while let Some(line) = records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
         if fields.len() != 4 {
-            return Err(err(
-                line,
-                format!(
-                    "{} fields, expected 4 (feature,value,count,rank)",
-                    fields.len()
-                ),
-            ));
+            return Err(err(line, format!("{} fields, expected 4 (feature,value,count,rank)", fields.len())));
         }
-        let Some(c) = names
-            .iter()
-            .position(|n| n.as_bytes() == fields[0].as_slice())
-        else {
-            return Err(err(
-                line,
-                format!("unknown feature {:?}", String::from_utf8_lossy(&fields[0])),
-            ));
+        let Some(c) = names.iter().position(|n| n.as_bytes() == fields[0].as_slice()) else {
+            return Err(err(line, format!("unknown feature {:?}", String::from_utf8_lossy(&fields[0]))));
         };
         if c < current {
             return Err(err(
                 line,
-                format!(
-                    "feature {} after {}: rows must be in feature order",
-                    names[c], names[current]
-                ),
+                format!("feature {} after {}: rows must be in feature order", names[c], names[current]),
             ));
         }
         current = c;
         let num = |f: &[u8], what: &str| -> Result<u64, ArtifactError> {
-            std::str::from_utf8(f)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    err(
-                        line,
-                        format!(
-                            "{what} {:?} is not a non-negative integer",
-                            String::from_utf8_lossy(f)
-                        ),
-                    )
-                })
+            std::str::from_utf8(f).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| {
+                err(line, format!("{what} {:?} is not a non-negative integer", String::from_utf8_lossy(f)))
+            })
         };
         let count = num(&fields[2], "count")?;
         let rank = num(&fields[3], "rank")?;
         let col = &mut columns[c];
         if rank != col.len() as u64 + 1 {
-            return Err(err(
-                line,
-                format!("rank {rank} of {}, expected {}", names[c], col.len() + 1),
-            ));
+            return Err(err(line, format!("rank {rank} of {}, expected {}", names[c], col.len() + 1)));
         }
         if count == 0 {
             return Err(err(line, "count 0".into()));
         }
         if let Some((_, prev)) = col.last() {
             if *prev < count {
-                return Err(err(
-                    line,
-                    format!("count {count} above the previous rank's {prev}: not in rank order"),
-                ));
+                return Err(err(line, format!("count {count} above the previous rank's {prev}: not in rank order")));
             }
         }
         col.push((Value::from_text(&fields[1]), count));
@@ -507,10 +446,7 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     let csv_path = dir.join(COUNTS_FILE);
     for (p, file) in [(&manifest_path, MANIFEST_FILE), (&csv_path, COUNTS_FILE)] {
         if !p.exists() {
-            return Err(ArtifactError::Missing {
-                dir: dir.to_path_buf(),
-                file,
-            });
+            return Err(ArtifactError::Missing { dir: dir.to_path_buf(), file });
         }
     }
     let io = |path: &Path| {
@@ -520,36 +456,21 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     let json = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
     // Check the format and version before the rest of the structure, so that
     // a newer or foreign manifest gets the right message.
-    let head: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|source| ArtifactError::Manifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
-    let format = head
-        .get("format")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default();
+    let head: serde_json::Value = serde_json::from_slice(&json)
+        .map_err(|source| ArtifactError::Manifest { path: manifest_path.clone(), source })?;
+    let format = head.get("format").and_then(serde_json::Value::as_str).unwrap_or_default();
     if format != FORMAT {
-        return Err(ArtifactError::WrongFormat {
-            path: manifest_path,
-            found: format.to_string(),
-        });
+        return Err(ArtifactError::WrongFormat { path: manifest_path, found: format.to_string() });
     }
-    let version = head
-        .get("format_version")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
+    let version = head.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
     if version != u64::from(FORMAT_VERSION) {
         return Err(ArtifactError::WrongVersion {
             path: manifest_path,
             found: version.min(u64::from(u32::MAX)) as u32,
         });
     }
-    let manifest: Manifest =
-        serde_json::from_value(head).map_err(|source| ArtifactError::Manifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
+    let manifest: Manifest = serde_json::from_value(head)
+        .map_err(|source| ArtifactError::Manifest { path: manifest_path.clone(), source })?;
     let csv = std::fs::read(&csv_path).map_err(io(&csv_path))?;
     let found = crc32c::crc32c(&csv);
     if found != manifest.counts_csv.crc32c || csv.len() as u64 != manifest.counts_csv.bytes {
@@ -562,19 +483,12 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
         });
     }
     let columns = parse_csv(&csv_path, &csv)?;
-    let inconsistent = |what: String| ArtifactError::Inconsistent {
-        path: manifest_path.clone(),
-        what,
-    };
+    let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
     if manifest.example_schema != ExampleSchema::default() {
-        return Err(inconsistent(
-            "the Example schema differs from the one this build writes".into(),
-        ));
+        return Err(inconsistent("the Example schema differs from the one this build writes".into()));
     }
     if manifest.oov_id != OOV_ID || manifest.missing_integer != MISSING_INT {
-        return Err(inconsistent(
-            "the out-of-vocabulary id or the missing integer differs from this build's".into(),
-        ));
+        return Err(inconsistent("the out-of-vocabulary id or the missing integer differs from this build's".into()));
     }
     for (c, col) in columns.iter().enumerate() {
         let name = cat_feature_name(c);
@@ -589,17 +503,10 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     let vocabulary = Vocabulary {
         columns: {
             use rayon::prelude::*;
-            columns
-                .into_par_iter()
-                .map(ColumnVocab::from_ranked)
-                .collect()
+            columns.into_par_iter().map(ColumnVocab::from_ranked).collect()
         },
     };
-    Ok(Artifacts {
-        manifest,
-        vocabulary,
-        manifest_crc32c: crc32c::crc32c(&json),
-    })
+    Ok(Artifacts { manifest, vocabulary, manifest_crc32c: crc32c::crc32c(&json) })
 }
 
 #[cfg(test)]
@@ -639,25 +546,17 @@ mod tests {
         let a = load(dir.path()).unwrap();
         assert_eq!(a.manifest, m);
         for c in 0..NUM_CAT {
-            assert_eq!(
-                a.vocabulary.columns[c].entries(),
-                vocab.columns[c].entries()
-            );
+            assert_eq!(a.vocabulary.columns[c].entries(), vocab.columns[c].entries());
         }
         assert_eq!(a.vocabulary.columns[0].id(Cat::Other(b"a,\"b\"")), 3);
 
         // Train mode refuses to overwrite without being told.
-        assert!(matches!(
-            write(dir.path(), &vocab, 7, 1, 1, false),
-            Err(ArtifactError::Exists { .. })
-        ));
+        assert!(matches!(write(dir.path(), &vocab, 7, 1, 1, false), Err(ArtifactError::Exists { .. })));
         write(dir.path(), &vocab, 8, 0, 1, true).unwrap();
 
         // An altered CSV.
         let csv = dir.path().join(COUNTS_FILE);
-        let text = std::fs::read_to_string(&csv)
-            .unwrap()
-            .replace(",3,1", ",4,1");
+        let text = std::fs::read_to_string(&csv).unwrap().replace(",3,1", ",4,1");
         std::fs::write(&csv, text).unwrap();
         let e = load(dir.path()).unwrap_err();
         assert!(matches!(e, ArtifactError::Checksum { .. }), "{e}");
@@ -666,25 +565,14 @@ mod tests {
         // Another version.
         write(dir.path(), &vocab, 8, 0, 1, true).unwrap();
         let mpath = dir.path().join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&mpath)
-            .unwrap()
-            .replace("\"format_version\": 1", "\"format_version\": 2");
+        let text = std::fs::read_to_string(&mpath).unwrap().replace("\"format_version\": 1", "\"format_version\": 2");
         std::fs::write(&mpath, text).unwrap();
-        assert!(matches!(
-            load(dir.path()),
-            Err(ArtifactError::WrongVersion { found: 2, .. })
-        ));
+        assert!(matches!(load(dir.path()), Err(ArtifactError::WrongVersion { found: 2, .. })));
 
         // Missing.
         std::fs::remove_file(&mpath).unwrap();
         let e = load(dir.path()).unwrap_err();
-        assert!(matches!(
-            e,
-            ArtifactError::Missing {
-                file: MANIFEST_FILE,
-                ..
-            }
-        ));
+        assert!(matches!(e, ArtifactError::Missing { file: MANIFEST_FILE, .. }));
         assert!(e.to_string().contains("--mode train"));
     }
 
@@ -693,10 +581,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &sample_vocab(), 7, 0, 1, false).unwrap();
         let mpath = dir.path().join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&mpath).unwrap().replace(
-            "\"categorical-feature-1\": 3",
-            "\"categorical-feature-1\": 4",
-        );
+        let text = std::fs::read_to_string(&mpath)
+            .unwrap()
+            .replace("\"categorical-feature-1\": 3", "\"categorical-feature-1\": 4");
         std::fs::write(&mpath, text).unwrap();
         let e = load(dir.path()).unwrap_err();
         assert!(matches!(e, ArtifactError::Inconsistent { .. }), "{e}");
@@ -705,28 +592,14 @@ mod tests {
     #[test]
     fn csv_structure_errors_name_the_line() {
         let p = Path::new("x.csv");
-        let e = parse_csv(
-            p,
-            b"feature,value,count,rank\ncategorical-feature-1,a,1,2\n",
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "x.csv:2: rank 2 of categorical-feature-1, expected 1"
-        );
-        let e = parse_csv(
-            p,
-            b"feature,value,count,rank\ncategorical-feature-1,a,1,1\ncategorical-feature-1,b,2,2\n",
-        )
-        .unwrap_err();
+        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,2\n").unwrap_err();
+        assert_eq!(e.to_string(), "x.csv:2: rank 2 of categorical-feature-1, expected 1");
+        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,1\ncategorical-feature-1,b,2,2\n")
+            .unwrap_err();
         assert!(e.to_string().starts_with("x.csv:3: count 2 above"), "{e}");
         let e = parse_csv(p, b"nope\n").unwrap_err();
         assert!(e.to_string().contains("header"));
-        let e = parse_csv(
-            p,
-            b"feature,value,count,rank\ncategorical-feature-1,\"a,1,1\n",
-        )
-        .unwrap_err();
+        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,\"a,1,1\n").unwrap_err();
         assert!(e.to_string().contains("unterminated"), "{e}");
     }
 }

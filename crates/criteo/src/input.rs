@@ -27,10 +27,7 @@ pub enum InputError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
-    move |source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| InputError::Io { path: path.to_path_buf(), source }
 }
 
 /// Where the lines come from.
@@ -121,10 +118,7 @@ pub fn resolve(spec: &Path) -> Result<Vec<Source>, InputError> {
         return Ok(vec![Source::Stdin]);
     }
     let text = spec.to_string_lossy();
-    let name = spec
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = spec.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name.contains(['*', '?']) && !spec.exists() {
         let dir = match spec.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -135,10 +129,7 @@ pub fn resolve(spec: &Path) -> Result<Vec<Source>, InputError> {
         }
         let files: Vec<Source> = folder_files(dir)?
             .into_iter()
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| glob_match(name.as_bytes(), n.to_string_lossy().as_bytes()))
-            })
+            .filter(|p| p.file_name().is_some_and(|n| glob_match(name.as_bytes(), n.to_string_lossy().as_bytes())))
             .map(Source::File)
             .collect();
         if files.is_empty() {
@@ -166,8 +157,7 @@ pub fn open_plain(source: &Source) -> Result<Box<dyn BufRead + Send>, InputError
         Source::File(p) => {
             let f = File::open(p).map_err(io_err(p))?;
             if is_gzip(p) {
-                let gz =
-                    flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, f));
+                let gz = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, f));
                 Ok(Box::new(io::BufReader::with_capacity(1 << 20, gz)))
             } else {
                 Ok(Box::new(io::BufReader::with_capacity(1 << 20, f)))
@@ -191,10 +181,7 @@ impl Spool {
         let file = File::create(&spool.path).map_err(io_err(&spool.path))?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
         let name = source.display_name();
-        io::copy(&mut reader, &mut w).map_err(|source| InputError::Io {
-            path: PathBuf::from(&name),
-            source,
-        })?;
+        io::copy(&mut reader, &mut w).map_err(|source| InputError::Io { path: PathBuf::from(&name), source })?;
         w.flush().map_err(io_err(&spool.path))?;
         Ok(spool)
     }
@@ -233,11 +220,7 @@ impl Mapped {
             let _ = m.advise(memmap2::Advice::Sequential);
             Some(m)
         };
-        Ok(Self {
-            name,
-            map,
-            _spool: spool,
-        })
+        Ok(Self { name, map, _spool: spool })
     }
 
     /// The bytes.
@@ -311,10 +294,7 @@ pub fn chunks(inputs: &[Mapped], target: usize) -> Vec<Chunk> {
             start = end;
         }
     }
-    let lines: Vec<u64> = ranges
-        .par_iter()
-        .map(|&(i, s, e)| count_lines(&inputs[i].bytes()[s..e]))
-        .collect();
+    let lines: Vec<u64> = ranges.par_iter().map(|&(i, s, e)| count_lines(&inputs[i].bytes()[s..e])).collect();
     let mut out = Vec::with_capacity(ranges.len());
     let mut global = 0u64;
     let mut line_in_file = 1u64;
@@ -324,14 +304,7 @@ pub fn chunks(inputs: &[Mapped], target: usize) -> Vec<Chunk> {
             line_in_file = 1;
             last_input = input;
         }
-        out.push(Chunk {
-            input,
-            start,
-            end,
-            first_line: line_in_file,
-            global_line: global,
-            lines: n,
-        });
+        out.push(Chunk { input, start, end, first_line: line_in_file, global_line: global, lines: n });
         line_in_file += n;
         global += n;
     }
@@ -344,10 +317,7 @@ pub fn read_all(source: &Source) -> Result<Vec<u8>, InputError> {
     let mut out = Vec::new();
     open_plain(source)?
         .read_to_end(&mut out)
-        .map_err(|source_err| InputError::Io {
-            path: PathBuf::from(source.display_name()),
-            source: source_err,
-        })?;
+        .map_err(|source_err| InputError::Io { path: PathBuf::from(source.display_name()), source: source_err })?;
     Ok(out)
 }
 
@@ -381,27 +351,12 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(
-            names(resolve(dir.path()).unwrap()),
-            ["a.tsv", "b.tsv", "c.txt"]
-        );
-        assert_eq!(
-            names(resolve(&dir.path().join("*.tsv")).unwrap()),
-            ["a.tsv", "b.tsv"]
-        );
-        assert_eq!(
-            names(resolve(&dir.path().join("c.txt")).unwrap()),
-            ["c.txt"]
-        );
+        assert_eq!(names(resolve(dir.path()).unwrap()), ["a.tsv", "b.tsv", "c.txt"]);
+        assert_eq!(names(resolve(&dir.path().join("*.tsv")).unwrap()), ["a.tsv", "b.tsv"]);
+        assert_eq!(names(resolve(&dir.path().join("c.txt")).unwrap()), ["c.txt"]);
         assert_eq!(names(resolve(Path::new("-")).unwrap()), ["-"]);
-        assert!(matches!(
-            resolve(&dir.path().join("*.gz")),
-            Err(InputError::NoMatch(_))
-        ));
-        assert!(matches!(
-            resolve(&dir.path().join("nope")),
-            Err(InputError::NotFound(_))
-        ));
+        assert!(matches!(resolve(&dir.path().join("*.gz")), Err(InputError::NoMatch(_))));
+        assert!(matches!(resolve(&dir.path().join("nope")), Err(InputError::NotFound(_))));
     }
 
     #[test]
@@ -410,8 +365,7 @@ mod tests {
         let a = dir.path().join("a");
         let b = dir.path().join("b.gz");
         std::fs::write(&a, "l1\nl2 long line\nl3\nl4").unwrap();
-        let mut gz =
-            flate2::write::GzEncoder::new(File::create(&b).unwrap(), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(File::create(&b).unwrap(), flate2::Compression::fast());
         gz.write_all(b"m1\nm2\n").unwrap();
         gz.finish().unwrap();
         let inputs = map_all(&[Source::File(a), Source::File(b)], dir.path()).unwrap();
@@ -432,11 +386,10 @@ mod tests {
         }
         drop(inputs);
         // The spool file is gone.
-        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| {
-            !e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".spool")
-        }));
+        assert!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .all(|e| { !e.unwrap().file_name().to_string_lossy().starts_with(".spool") })
+        );
     }
 }

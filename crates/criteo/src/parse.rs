@@ -86,11 +86,7 @@ pub struct RowError {
 /// Shows at most 40 characters of a field, escaped.
 fn snippet(field: &[u8]) -> String {
     let s = String::from_utf8_lossy(&field[..field.len().min(40)]).into_owned();
-    if field.len() > 40 {
-        format!("{s}…")
-    } else {
-        s
-    }
+    if field.len() > 40 { format!("{s}…") } else { s }
 }
 
 impl fmt::Display for RowError {
@@ -201,12 +197,7 @@ fn parse_int(b: &[u8]) -> Result<i64, RowErrorKind> {
     if overflow {
         return Err(RowErrorKind::IntegerOutOfRange(snippet(b)));
     }
-    if neg {
-        Ok(v)
-    } else {
-        v.checked_neg()
-            .ok_or_else(|| RowErrorKind::IntegerOutOfRange(snippet(b)))
-    }
+    if neg { Ok(v) } else { v.checked_neg().ok_or_else(|| RowErrorKind::IntegerOutOfRange(snippet(b))) }
 }
 
 /// Parses one line (without its `\n`; a trailing `\r` is dropped) in the
@@ -230,20 +221,12 @@ fn parse_int(b: &[u8]) -> Result<i64, RowErrorKind> {
 pub fn parse_line(line: &[u8], mode: Mode) -> Result<Row<'_>, RowError> {
     let labelled = mode.labelled();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let err = |column: Option<usize>, kind| RowError {
-        column,
-        kind,
-        labelled,
-    };
+    let err = |column: Option<usize>, kind| RowError { column, kind, labelled };
     if line.is_empty() {
         return Err(err(None, RowErrorKind::EmptyLine));
     }
     let expected = mode.fields();
-    let mut row = Row {
-        label: None,
-        ints: [MISSING_INT; NUM_INT],
-        cats: [Cat::Missing; NUM_CAT],
-    };
+    let mut row = Row { label: None, ints: [MISSING_INT; NUM_INT], cats: [Cat::Missing; NUM_CAT] };
     let first_int = usize::from(labelled);
     let first_cat = first_int + NUM_INT;
     let mut start = 0usize;
@@ -270,8 +253,7 @@ pub fn parse_line(line: &[u8], mode: Mode) -> Result<Row<'_>, RowError> {
             }
         } else if field >= first_int {
             if !value.is_empty() {
-                row.ints[field - first_int] =
-                    parse_int(value).map_err(|k| err(Some(field + 1), k))?;
+                row.ints[field - first_int] = parse_int(value).map_err(|k| err(Some(field + 1), k))?;
             }
         } else {
             row.label = Some(match value {
@@ -312,11 +294,7 @@ mod tests {
         assert_eq!(row.ints[12], 81);
         assert_eq!(row.cats[0], Cat::Hex(0x68fd_1e64));
         assert_eq!(row.cats[1], Cat::Missing);
-        assert_eq!(
-            row.cats[2],
-            Cat::Other(b"ABCDEF12"),
-            "uppercase is kept as text"
-        );
+        assert_eq!(row.cats[2], Cat::Other(b"ABCDEF12"), "uppercase is kept as text");
         assert_eq!(row.cats[3], Cat::Other(b"x,\"y"));
         assert_eq!(row.cats[25], Cat::Hex(0));
         // Predict mode: the same without the label.
@@ -359,10 +337,7 @@ mod tests {
         let e = parse_line(&line(&f), Mode::Predict).unwrap_err();
         assert_eq!(e.to_string(), "40 tab-separated fields, expected 39");
         let e = parse_line(b"2\t1", Mode::Train).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "column 1 (label): label must be 0 or 1, found \"2\""
-        );
+        assert_eq!(e.to_string(), "column 1 (label): label must be 0 or 1, found \"2\"");
         let e = parse_line(b"\t1", Mode::Train).unwrap_err();
         assert_eq!(e.column, Some(1));
         let e = parse_line(b"0\t1\t1.5", Mode::Train).unwrap_err();
@@ -370,28 +345,15 @@ mod tests {
         let e = parse_line(b"1.5", Mode::Predict).unwrap_err();
         assert_eq!(e.to_string(), "column 1 (I1): not an integer: \"1.5\"");
         let e = parse_line(b"0\t99999999999999999999", Mode::Train).unwrap_err();
-        assert_eq!(
-            e.kind,
-            RowErrorKind::IntegerOutOfRange("99999999999999999999".into())
-        );
+        assert_eq!(e.kind, RowErrorKind::IntegerOutOfRange("99999999999999999999".into()));
         let e = parse_line(b"0\t-", Mode::Train).unwrap_err();
         assert_eq!(e.kind, RowErrorKind::NotAnInteger("-".into()));
         let mut bad = line(&f[..14]);
         bad.extend_from_slice(b"\t\xff\xfe");
         let e = parse_line(&bad, Mode::Train).unwrap_err();
         assert_eq!(e.to_string(), "column 15 (C1): value is not valid UTF-8");
-        assert_eq!(
-            parse_line(b"0\t9223372036854775807", Mode::Train)
-                .unwrap()
-                .ints[0],
-            i64::MAX
-        );
-        assert_eq!(
-            parse_line(b"0\t-9223372036854775808", Mode::Train)
-                .unwrap()
-                .ints[0],
-            i64::MIN
-        );
+        assert_eq!(parse_line(b"0\t9223372036854775807", Mode::Train).unwrap().ints[0], i64::MAX);
+        assert_eq!(parse_line(b"0\t-9223372036854775808", Mode::Train).unwrap().ints[0], i64::MIN);
         assert!(parse_line(b"0\t9223372036854775808", Mode::Train).is_err());
     }
 

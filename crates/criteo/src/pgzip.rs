@@ -46,11 +46,7 @@ pub fn compress_piece(data: &[u8]) -> Piece {
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(data);
-    Piece {
-        deflate: out,
-        crc,
-        len: data.len() as u64,
-    }
+    Piece { deflate: out, crc, len: data.len() as u64 }
 }
 
 /// Writes one gzip member made of pieces.
@@ -65,11 +61,7 @@ impl<W: Write> GzipJoiner<W> {
     /// Writes the gzip header (no name, time 0: outputs are reproducible).
     pub fn new(mut inner: W) -> io::Result<Self> {
         inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
-        Ok(Self {
-            inner,
-            crc: crc32fast::Hasher::new(),
-            len: 0,
-        })
+        Ok(Self { inner, crc: crc32fast::Hasher::new(), len: 0 })
     }
 
     /// Appends a piece.
@@ -102,9 +94,7 @@ mod tests {
         let parts: Vec<Vec<u8>> = vec![
             b"hello ".repeat(1000),
             Vec::new(),
-            (0..200_000u32)
-                .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
-                .collect(),
+            (0..200_000u32).flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes()).collect(),
             b"end".to_vec(),
         ];
         let mut j = GzipJoiner::new(Vec::new()).unwrap();
@@ -114,16 +104,12 @@ mod tests {
         let gz = j.finish().unwrap();
         // A single-member decoder reads it all.
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut out)
-            .unwrap();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut out).unwrap();
         assert_eq!(out, parts.concat());
         // No pieces at all: a valid empty member.
         let gz = GzipJoiner::new(Vec::new()).unwrap().finish().unwrap();
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut out)
-            .unwrap();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut out).unwrap();
         assert!(out.is_empty());
     }
 }

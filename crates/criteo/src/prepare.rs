@@ -121,8 +121,7 @@ pub struct Progress {
 
 impl Progress {
     /// Phase names.
-    pub const PHASES: [&'static str; 4] =
-        ["reading input", "counting values", "writing parts", "done"];
+    pub const PHASES: [&'static str; 4] = ["reading input", "counting values", "writing parts", "done"];
 
     fn start(&self, phase: usize, total: u64) {
         self.phase.store(phase, Ordering::Relaxed);
@@ -300,17 +299,13 @@ impl PrepareConfig {
             return Err(PrepareError::Config("no input".into()));
         }
         if self.num_partitions == 0 || self.num_partitions > 100_000 {
-            return Err(PrepareError::Config(
-                "--num-partitions must be between 1 and 100000".into(),
-            ));
+            return Err(PrepareError::Config("--num-partitions must be between 1 and 100000".into()));
         }
         if self.threads == 0 {
             return Err(PrepareError::Config("--threads must be at least 1".into()));
         }
         if self.min_count == 0 {
-            return Err(PrepareError::Config(
-                "--min-count must be at least 1".into(),
-            ));
+            return Err(PrepareError::Config("--min-count must be at least 1".into()));
         }
         Ok(())
     }
@@ -347,11 +342,7 @@ fn for_each_line(chunk: &Chunk, bytes: &[u8], mut f: impl FnMut(u64, u64, &[u8])
         if end == data.len() && start == data.len() {
             break; // the chunk ended with '\n'
         }
-        if !f(
-            chunk.first_line + n,
-            chunk.global_line + n,
-            &data[start..end],
-        ) {
+        if !f(chunk.first_line + n, chunk.global_line + n, &data[start..end]) {
             return;
         }
         n += 1;
@@ -408,8 +399,7 @@ fn run_chunks<S: Send, T: Send, E>(
         let mut handles = Vec::with_capacity(threads);
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, consumed, room, init, work) =
-                (&next, &stop, &consumed, &room, &init, &work);
+            let (next, stop, consumed, room, init, work) = (&next, &stop, &consumed, &room, &init, &work);
             handles.push(scope.spawn(move || {
                 let mut state = init();
                 loop {
@@ -459,10 +449,7 @@ fn run_chunks<S: Send, T: Send, E>(
         stop.store(true, Ordering::Relaxed);
         room.notify_all();
         drop(rx);
-        let states: Vec<S> = handles
-            .into_iter()
-            .map(|h| h.join().expect("worker panicked"))
-            .collect();
+        let states: Vec<S> = handles.into_iter().map(|h| h.join().expect("worker panicked")).collect();
         result.map(|()| states)
     })
 }
@@ -472,8 +459,7 @@ fn run_chunks<S: Send, T: Send, E>(
 #[inline]
 fn part_of(g: u64, lines: u64, parts: usize) -> usize {
     // The largest p with p*L/P <= g.
-    let p =
-        ((u128::from(g) * parts as u128 + parts as u128 - 1) / u128::from(lines.max(1))) as usize;
+    let p = ((u128::from(g) * parts as u128 + parts as u128 - 1) / u128::from(lines.max(1))) as usize;
     let p = p.min(parts - 1);
     // Correct for rounding: move down while the start of p exceeds g.
     let start = |p: usize| (u128::from(lines) * p as u128 / parts as u128) as u64;
@@ -490,10 +476,7 @@ fn part_of(g: u64, lines: u64, parts: usize) -> usize {
 /// Checks the output folder and clears the old success marker.
 fn prepare_out_dir(cfg: &PrepareConfig) -> Result<(), PrepareError> {
     let out = &cfg.out_dir;
-    let io = |source| PrepareError::Output {
-        path: out.clone(),
-        source,
-    };
+    let io = |source| PrepareError::Output { path: out.clone(), source };
     if out.exists() {
         let mut entries = std::fs::read_dir(out).map_err(io)?;
         if entries.next().is_some() {
@@ -503,10 +486,7 @@ fn prepare_out_dir(cfg: &PrepareConfig) -> Result<(), PrepareError> {
             // From here on the folder no longer claims to be complete.
             let success = out.join(SUCCESS_FILE);
             if success.exists() {
-                std::fs::remove_file(&success).map_err(|source| PrepareError::Output {
-                    path: success,
-                    source,
-                })?;
+                std::fs::remove_file(&success).map_err(|source| PrepareError::Output { path: success, source })?;
             }
         }
     }
@@ -530,56 +510,37 @@ fn count(
         |counts: &mut Counts, chunk| {
             let mut first_error = None;
             let mut rows = 0u64;
-            for_each_line(
-                chunk,
-                inputs[chunk.input].bytes(),
-                |line, _, bytes| match parse_line(bytes, mode) {
-                    Ok(row) => {
-                        counts.add_row(&row);
-                        rows += 1;
-                        true
-                    }
-                    Err(error) if !skip => {
-                        first_error = Some(Reject {
-                            input: chunk.input,
-                            line,
-                            error,
-                        });
-                        false
-                    }
-                    Err(_) => true,
-                },
-            );
-            progress
-                .done_bytes
-                .fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
+            for_each_line(chunk, inputs[chunk.input].bytes(), |line, _, bytes| match parse_line(bytes, mode) {
+                Ok(row) => {
+                    counts.add_row(&row);
+                    rows += 1;
+                    true
+                }
+                Err(error) if !skip => {
+                    first_error = Some(Reject { input: chunk.input, line, error });
+                    false
+                }
+                Err(_) => true,
+            });
+            progress.done_bytes.fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
             progress.rows.fetch_add(rows, Ordering::Relaxed);
             first_error
         },
         |_, error: Option<Reject>| match error {
-            Some(r) => Err(PrepareError::BadLine {
-                input: inputs[r.input].name.clone(),
-                line: r.line,
-                error: r.error,
-            }),
+            Some(r) => Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error }),
             None => Ok(()),
         },
     )?;
     // Merge pairwise in parallel.
     use rayon::prelude::*;
-    Ok(states
-        .into_par_iter()
-        .reduce(Counts::default, Counts::merged))
+    Ok(states.into_par_iter().reduce(Counts::default, Counts::merged))
 }
 
 /// An open part being written.
 enum PartWriter {
     Plain(AtomicFile, u64),
     Gzip(pgzip::GzipJoiner<AtomicFile>),
-    Parquet(
-        Box<parquet::file::writer::SerializedFileWriter<AtomicFile>>,
-        Vec<Vec<i64>>,
-    ),
+    Parquet(Box<parquet::file::writer::SerializedFileWriter<AtomicFile>>, Vec<Vec<i64>>),
 }
 
 /// Rows per Parquet row group.
@@ -600,12 +561,7 @@ fn parquet_schema(mode: Mode) -> std::sync::Arc<parquet::schema::types::Type> {
             )
         })
         .collect();
-    std::sync::Arc::new(
-        Type::group_type_builder("criteo")
-            .with_fields(fields)
-            .build()
-            .expect("valid schema"),
-    )
+    std::sync::Arc::new(Type::group_type_builder("criteo").with_fields(fields).build().expect("valid schema"))
 }
 
 fn write_row_group(
@@ -615,8 +571,7 @@ fn write_row_group(
     let mut rg = w.next_row_group()?;
     for col in columns.iter_mut() {
         let mut cw = rg.next_column()?.expect("one writer per schema column");
-        cw.typed::<parquet::data_type::Int64Type>()
-            .write_batch(col, None, None)?;
+        cw.typed::<parquet::data_type::Int64Type>().write_batch(col, None, None)?;
         cw.close()?;
         col.clear();
     }
@@ -627,10 +582,7 @@ fn write_row_group(
 impl PartWriter {
     fn open(cfg: &PrepareConfig, path: &Path) -> Result<Self, PrepareError> {
         let file = AtomicFile::create(path)?;
-        let io = |source| PrepareError::Output {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
         Ok(match (cfg.format, cfg.compression) {
             (OutputFormat::Tfrecord, OutputCompression::None) => PartWriter::Plain(file, 0),
             (OutputFormat::Tfrecord, OutputCompression::Gzip) => {
@@ -645,30 +597,17 @@ impl PartWriter {
                 };
                 let props = WriterProperties::builder()
                     .set_compression(codec)
-                    .set_created_by(format!(
-                        "sparky criteo-prepare {}",
-                        env!("CARGO_PKG_VERSION")
-                    ))
+                    .set_created_by(format!("sparky criteo-prepare {}", env!("CARGO_PKG_VERSION")))
                     .build();
-                let w = parquet::file::writer::SerializedFileWriter::new(
-                    file,
-                    parquet_schema(cfg.mode),
-                    props.into(),
-                )
-                .map_err(|source| PrepareError::Parquet {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let w = parquet::file::writer::SerializedFileWriter::new(file, parquet_schema(cfg.mode), props.into())
+                    .map_err(|source| PrepareError::Parquet { path: path.to_path_buf(), source })?;
                 PartWriter::Parquet(Box::new(w), vec![Vec::new(); ROW_VALUES])
             }
         })
     }
 
     fn append(&mut self, data: SegmentData, path: &Path) -> Result<(), PrepareError> {
-        let io = |source| PrepareError::Output {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
         match (self, data) {
             (PartWriter::Plain(f, n), SegmentData::Framed(bytes)) => {
                 f.write_all(&bytes).map_err(io)?;
@@ -680,10 +619,8 @@ impl PartWriter {
                     c.append(a);
                 }
                 if cols[0].len() >= PARQUET_ROW_GROUP {
-                    write_row_group(w, cols).map_err(|source| PrepareError::Parquet {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
+                    write_row_group(w, cols)
+                        .map_err(|source| PrepareError::Parquet { path: path.to_path_buf(), source })?;
                 }
             }
             _ => unreachable!("segment kinds follow the configuration"),
@@ -692,18 +629,12 @@ impl PartWriter {
     }
 
     fn finish(self, path: &Path) -> Result<u64, PrepareError> {
-        let io = |source| PrepareError::Output {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
         let file = match self {
             PartWriter::Plain(f, _) => f,
             PartWriter::Gzip(g) => g.finish().map_err(io)?,
             PartWriter::Parquet(mut w, mut cols) => {
-                let pq = |source| PrepareError::Parquet {
-                    path: path.to_path_buf(),
-                    source,
-                };
+                let pq = |source| PrepareError::Parquet { path: path.to_path_buf(), source };
                 if !cols[0].is_empty() {
                     write_row_group(&mut w, &mut cols).map_err(pq)?;
                 }
@@ -738,12 +669,10 @@ fn transform_chunk(
         part,
         rows: 0,
         data: match cfg.format {
-            OutputFormat::Tfrecord => SegmentData::Framed(Vec::with_capacity(
-                chunk.end - chunk.start + (chunk.end - chunk.start) * 5,
-            )),
-            OutputFormat::Parquet => {
-                SegmentData::Columns(vec![Vec::with_capacity(chunk.lines as usize); ROW_VALUES])
+            OutputFormat::Tfrecord => {
+                SegmentData::Framed(Vec::with_capacity(chunk.end - chunk.start + (chunk.end - chunk.start) * 5))
             }
+            OutputFormat::Parquet => SegmentData::Columns(vec![Vec::with_capacity(chunk.lines as usize); ROW_VALUES]),
         },
     };
     let mut part_end_line = 0u64; // relative global line where the current part ends
@@ -755,17 +684,12 @@ fn transform_chunk(
                 out.segments.push(seg);
             }
             current = Some(new_segment(p));
-            part_end_line =
-                (u128::from(total_lines) * (p as u128 + 1) / cfg.num_partitions as u128) as u64;
+            part_end_line = (u128::from(total_lines) * (p as u128 + 1) / cfg.num_partitions as u128) as u64;
         }
         let row = match parse_line(text, cfg.mode) {
             Ok(r) => r,
             Err(error) => {
-                let r = Reject {
-                    input: chunk.input,
-                    line,
-                    error,
-                };
+                let r = Reject { input: chunk.input, line, error };
                 if skip {
                     out.rejects.push(r);
                     return true;
@@ -846,11 +770,7 @@ fn transform(
                 }
             };
             let bytes = writer.finish(&path)?;
-            parts.push(PartInfo {
-                file: cfg.part_name(cfg.first_part + p),
-                rows: n,
-                bytes,
-            });
+            parts.push(PartInfo { file: cfg.part_name(cfg.first_part + p), rows: n, bytes });
         }
         Ok(())
     };
@@ -858,16 +778,7 @@ fn transform(
         chunks,
         cfg.threads,
         || (),
-        |(), chunk| {
-            transform_chunk(
-                cfg,
-                chunk,
-                inputs[chunk.input].bytes(),
-                vocab,
-                &encoder,
-                total_lines,
-            )
-        },
+        |(), chunk| transform_chunk(cfg, chunk, inputs[chunk.input].bytes(), vocab, &encoder, total_lines),
         |_, out: ChunkOut| -> Result<(), PrepareError> {
             for seg in out.segments {
                 advance(&mut open, &mut parts, seg.part)?;
@@ -884,11 +795,9 @@ fn transform(
             progress.done_bytes.fetch_add(out.bytes, Ordering::Relaxed);
             progress.rows.fetch_add(out.rows, Ordering::Relaxed);
             match out.error {
-                Some(r) => Err(PrepareError::BadLine {
-                    input: inputs[r.input].name.clone(),
-                    line: r.line,
-                    error: r.error,
-                }),
+                Some(r) => {
+                    Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error })
+                }
                 None => Ok(()),
             }
         },
@@ -907,10 +816,7 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     cfg.validate()?;
     // Refuse early, before any work.
     if cfg.mode == Mode::Train && artifacts::exist(&cfg.model_dir) && !cfg.overwrite {
-        return Err(ArtifactError::Exists {
-            dir: cfg.model_dir.clone(),
-        }
-        .into());
+        return Err(ArtifactError::Exists { dir: cfg.model_dir.clone() }.into());
     }
     let loaded = match cfg.mode {
         Mode::Train => None,
@@ -933,22 +839,11 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
             let vocab = Vocabulary::from_counts(&counts, cfg.min_count);
             // Lines rejected = lines - rows counted.
             let rejected = total_lines - counts.rows;
-            artifacts::write(
-                &cfg.model_dir,
-                &vocab,
-                counts.rows,
-                rejected,
-                cfg.min_count,
-                cfg.overwrite,
-            )?;
+            artifacts::write(&cfg.model_dir, &vocab, counts.rows, rejected, cfg.min_count, cfg.overwrite)?;
             count_seconds = t.elapsed().as_secs_f64();
             let crc = crc32c::crc32c(
-                &std::fs::read(cfg.model_dir.join(artifacts::MANIFEST_FILE)).map_err(|source| {
-                    PrepareError::Output {
-                        path: cfg.model_dir.clone(),
-                        source,
-                    }
-                })?,
+                &std::fs::read(cfg.model_dir.join(artifacts::MANIFEST_FILE))
+                    .map_err(|source| PrepareError::Output { path: cfg.model_dir.clone(), source })?,
             );
             (vocab, crc)
         }
@@ -1009,9 +904,7 @@ fn finish_out_dir(
         let mut text = b"input\tline\treason\n".to_vec();
         let names: Vec<String> = cfg.inputs.iter().map(Source::display_name).collect();
         for r in rejects {
-            text.extend_from_slice(
-                format!("{}\t{}\t{}\n", names[r.input], r.line, r.error).as_bytes(),
-            );
+            text.extend_from_slice(format!("{}\t{}\t{}\n", names[r.input], r.line, r.error).as_bytes());
         }
         sparky_tfrecord::write_atomic(&rejects_path, &text)?;
     } else if rejects_path.exists() {
@@ -1023,10 +916,7 @@ fn finish_out_dir(
         format_version: 1,
         created_by: format!("sparky-criteo {}", env!("CARGO_PKG_VERSION")),
         mode: cfg.mode.to_string(),
-        artifacts: ArtifactRef {
-            dir: model_dir,
-            manifest_crc32c,
-        },
+        artifacts: ArtifactRef { dir: model_dir, manifest_crc32c },
         inputs: cfg.inputs.iter().map(Source::display_name).collect(),
         lines,
         rows,
@@ -1049,12 +939,8 @@ fn finish_out_dir(
 /// A missing or malformed file.
 pub fn read_prepared(dir: &Path) -> Result<PreparedManifest, PrepareError> {
     let path = dir.join(PREPARED_FILE);
-    let text = std::fs::read(&path).map_err(|source| PrepareError::Output {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text)
-        .map_err(|e| PrepareError::Config(format!("{}: {e}", path.display())))
+    let text = std::fs::read(&path).map_err(|source| PrepareError::Output { path: path.clone(), source })?;
+    serde_json::from_slice(&text).map_err(|e| PrepareError::Config(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -1074,10 +960,7 @@ mod tests {
                     counts[p] += 1;
                     let start = (u128::from(lines) * p as u128 / parts as u128) as u64;
                     let end = (u128::from(lines) * (p as u128 + 1) / parts as u128) as u64;
-                    assert!(
-                        start <= g && g < end,
-                        "g {g} p {p} lines {lines} parts {parts}"
-                    );
+                    assert!(start <= g && g < end, "g {g} p {p} lines {lines} parts {parts}");
                 }
                 let min = counts.iter().min().unwrap();
                 let max = counts.iter().max().unwrap();

@@ -67,22 +67,14 @@ impl Mode {
     /// Fields per line.
     #[must_use]
     pub fn fields(self) -> usize {
-        if self.labelled() {
-            LABELLED_FIELDS
-        } else {
-            LABELLED_FIELDS - 1
-        }
+        if self.labelled() { LABELLED_FIELDS } else { LABELLED_FIELDS - 1 }
     }
 
     /// The Example feature names, in the order [`Schema`] uses: the label
     /// (or id), the 13 integer features, the 26 categorical features.
     #[must_use]
     pub fn feature_names(self) -> Vec<String> {
-        let first = if self.labelled() {
-            LABEL_FEATURE
-        } else {
-            ID_FEATURE
-        };
+        let first = if self.labelled() { LABEL_FEATURE } else { ID_FEATURE };
         std::iter::once(first.to_string())
             .chain((0..NUM_INT).map(int_feature_name))
             .chain((0..NUM_CAT).map(cat_feature_name))

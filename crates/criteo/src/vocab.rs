@@ -34,11 +34,7 @@ impl TableValue for u32 {}
 impl<V: TableValue> U32Table<V> {
     fn with_capacity(n: usize) -> Self {
         let cap = (n * 2).next_power_of_two().max(16);
-        Self {
-            keys: vec![0; cap],
-            values: vec![V::default(); cap],
-            len: 0,
-        }
+        Self { keys: vec![0; cap], values: vec![V::default(); cap], len: 0 }
     }
 
     #[inline]
@@ -86,11 +82,7 @@ impl<V: TableValue> U32Table<V> {
     }
 
     fn iter(&self) -> impl Iterator<Item = (u32, V)> + '_ {
-        self.keys
-            .iter()
-            .zip(&self.values)
-            .filter(|(_, v)| **v != V::default())
-            .map(|(k, v)| (*k, *v))
+        self.keys.iter().zip(&self.values).filter(|(_, v)| **v != V::default()).map(|(k, v)| (*k, *v))
     }
 }
 
@@ -104,11 +96,7 @@ pub struct ColumnCounts {
 
 impl Default for ColumnCounts {
     fn default() -> Self {
-        Self {
-            hex: U32Table::with_capacity(64),
-            missing: 0,
-            other: HashMap::new(),
-        }
+        Self { hex: U32Table::with_capacity(64), missing: 0, other: HashMap::new() }
     }
 }
 
@@ -182,10 +170,7 @@ pub struct Counts {
 
 impl Default for Counts {
     fn default() -> Self {
-        Self {
-            columns: (0..NUM_CAT).map(|_| ColumnCounts::default()).collect(),
-            rows: 0,
-        }
+        Self { columns: (0..NUM_CAT).map(|_| ColumnCounts::default()).collect(), rows: 0 }
     }
 }
 
@@ -306,17 +291,9 @@ impl ColumnVocab {
     /// Ranks the values of `counts` seen at least `min_count` times.
     #[must_use]
     pub fn from_counts(counts: &ColumnCounts, min_count: u64) -> Self {
-        let mut entries: Vec<(Cat<'_>, u64)> = counts
-            .iter()
-            .filter(|(_, n)| *n >= min_count.max(1))
-            .collect();
+        let mut entries: Vec<(Cat<'_>, u64)> = counts.iter().filter(|(_, n)| *n >= min_count.max(1)).collect();
         entries.par_sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| text_cmp(a.0, b.0)));
-        Self::from_ranked(
-            entries
-                .into_iter()
-                .map(|(c, n)| (Value::from(c), n))
-                .collect(),
-        )
+        Self::from_ranked(entries.into_iter().map(|(c, n)| (Value::from(c), n)).collect())
     }
 
     /// Builds the lookup tables for entries already in rank order.
@@ -339,12 +316,7 @@ impl ColumnVocab {
                 }
             }
         }
-        Self {
-            entries,
-            hex,
-            missing,
-            other,
-        }
+        Self { entries, hex, missing, other }
     }
 
     /// The vocabulary id of `cat`: its rank, or [`OOV_ID`].
@@ -391,13 +363,7 @@ impl Vocabulary {
     #[must_use]
     pub fn from_counts(counts: &Counts, min_count: u64) -> Self {
         use rayon::prelude::*;
-        Self {
-            columns: counts
-                .columns
-                .par_iter()
-                .map(|c| ColumnVocab::from_counts(c, min_count))
-                .collect(),
-        }
+        Self { columns: counts.columns.par_iter().map(|c| ColumnVocab::from_counts(c, min_count)).collect() }
     }
 
     /// Fills `ids` with the vocabulary ids of a row's categorical values.

@@ -32,9 +32,7 @@ use sparky_tfrecord::RecordWriter;
 pub const FILE_VERSION: &str = "brain.Event:2";
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// This machine's host name, as TensorBoard's writers put it in file names.
@@ -50,21 +48,9 @@ pub fn hostname() -> String {
         String::new()
     };
     // Keep file names tame.
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if clean.is_empty() {
-        "localhost".into()
-    } else {
-        clean
-    }
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    if clean.is_empty() { "localhost".into() } else { clean }
 }
 
 /// Appends events to one event file.
@@ -84,27 +70,15 @@ impl EventWriter {
         let mut secs = start as u64;
         let path = loop {
             let p = dir.join(format!("events.out.tfevents.{secs}.{host}"));
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&p)
-            {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
                 Ok(f) => break (p, f),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => secs += 1,
                 Err(e) => return Err(e),
             }
         };
         let (path, file) = path;
-        let mut w = Self {
-            records: RecordWriter::new(BufWriter::new(file)),
-            path,
-            buf: Vec::new(),
-        };
-        w.write(&Event {
-            wall_time: start,
-            step: 0,
-            what: Some(event::What::FileVersion(FILE_VERSION.into())),
-        })?;
+        let mut w = Self { records: RecordWriter::new(BufWriter::new(file)), path, buf: Vec::new() };
+        w.write(&Event { wall_time: start, step: 0, what: Some(event::What::FileVersion(FILE_VERSION.into())) })?;
         w.flush()?;
         Ok(w)
     }
@@ -133,11 +107,7 @@ impl EventWriter {
                 })
                 .collect(),
         };
-        self.write(&Event {
-            wall_time: now(),
-            step: step as i64,
-            what: Some(event::What::Summary(summary)),
-        })
+        self.write(&Event { wall_time: now(), step: step as i64, what: Some(event::What::Summary(summary)) })
     }
 
     /// Pushes what was logged to the file, so TensorBoard sees it now.
@@ -182,15 +152,9 @@ mod tests {
         let mut buf = Vec::new();
         assert!(r.read_record(&mut buf).unwrap());
         let first = Event::decode(buf.as_slice()).unwrap();
-        assert_eq!(
-            first.what,
-            Some(event::What::FileVersion(FILE_VERSION.into()))
-        );
+        assert_eq!(first.what, Some(event::What::FileVersion(FILE_VERSION.into())));
         assert!(first.wall_time > 1.0e9);
-        assert_eq!(
-            read_scalars(w.path()).unwrap(),
-            vec![(5, "auc".to_string(), 0.75)]
-        );
+        assert_eq!(read_scalars(w.path()).unwrap(), vec![(5, "auc".to_string(), 0.75)]);
         // A second writer in the same folder gets its own file.
         let w2 = EventWriter::create(dir.path()).unwrap();
         assert_ne!(w2.path(), w.path());

@@ -74,10 +74,7 @@ pub enum ExportError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ExportError::Io { path: path.to_path_buf(), source }
 }
 
 pub mod envelope {
@@ -116,17 +113,9 @@ pub mod envelope {
     }
 
     /// Checks and decodes framed bytes; `path` names them in errors.
-    pub fn decode<M: Message + Default>(
-        path: &Path,
-        bytes: &[u8],
-        payload_type: &str,
-    ) -> Result<M, ExportError> {
-        let invalid = |what: String| ExportError::Invalid {
-            path: path.to_path_buf(),
-            what,
-        };
-        let env = Envelope::decode(bytes)
-            .map_err(|e| invalid(format!("not a sparky model file ({e})")))?;
+    pub fn decode<M: Message + Default>(path: &Path, bytes: &[u8], payload_type: &str) -> Result<M, ExportError> {
+        let invalid = |what: String| ExportError::Invalid { path: path.to_path_buf(), what };
+        let env = Envelope::decode(bytes).map_err(|e| invalid(format!("not a sparky model file ({e})")))?;
         if env.magic != MAGIC {
             return Err(invalid("not a sparky model file (no sparky magic)".into()));
         }
@@ -138,17 +127,11 @@ pub mod envelope {
             });
         }
         if env.payload_type != payload_type {
-            return Err(invalid(format!(
-                "holds a {}, expected a {payload_type}",
-                env.payload_type
-            )));
+            return Err(invalid(format!("holds a {}, expected a {payload_type}", env.payload_type)));
         }
         let crc = crc32c::crc32c(&env.payload);
         if crc != env.payload_crc32c {
-            return Err(invalid(format!(
-                "damaged: payload CRC32C {crc:#010x}, recorded {:#010x}",
-                env.payload_crc32c
-            )));
+            return Err(invalid(format!("damaged: payload CRC32C {crc:#010x}, recorded {:#010x}", env.payload_crc32c)));
         }
         M::decode(env.payload.as_slice()).map_err(|e| invalid(format!("damaged payload ({e})")))
     }
@@ -251,9 +234,7 @@ pub fn feature_spec(model: &LinearModel) -> FeatureSpec {
         label: "clicked".into(),
         integer_features: (1..=13).map(|i| format!("integer-feature-{i}")).collect(),
         integer_transform: layout.int_transform(),
-        categorical_features: (1..=26)
-            .map(|i| format!("categorical-feature-{i}"))
-            .collect(),
+        categorical_features: (1..=26).map(|i| format!("categorical-feature-{i}")).collect(),
         categorical_encoding: layout.cat_encoding(),
         vocabulary_sizes: layout.vocab_sizes().to_vec(),
         weights: model.weights.len() as u64,
@@ -264,11 +245,7 @@ pub fn feature_spec(model: &LinearModel) -> FeatureSpec {
 fn file_entry(dir: &Path, rel: &str) -> Result<FileEntry, ExportError> {
     let path = dir.join(rel);
     let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-    Ok(FileEntry {
-        file: rel.to_string(),
-        bytes: bytes.len() as u64,
-        crc32c: crc32c::crc32c(&bytes),
-    })
+    Ok(FileEntry { file: rel.to_string(), bytes: bytes.len() as u64, crc32c: crc32c::crc32c(&bytes) })
 }
 
 /// An extra writer of export files (for example a TensorFlow SavedModel):
@@ -288,9 +265,7 @@ pub fn write_export(
     extra: Option<ExtraWriter<'_>>,
 ) -> Result<PathBuf, ExportError> {
     std::fs::create_dir_all(base).map_err(io_err(base))?;
-    let mut secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let mut secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     while base.join(secs.to_string()).exists() {
         secs += 1;
     }
@@ -316,10 +291,7 @@ pub fn write_export(
         if let Some(extra) = extra {
             rels.extend(extra(&tmp, model)?);
         }
-        let files = rels
-            .iter()
-            .map(|r| file_entry(&tmp, r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let files = rels.iter().map(|r| file_entry(&tmp, r)).collect::<Result<Vec<_>, _>>()?;
         let manifest = ExportManifest {
             format: EXPORT_FORMAT.into(),
             format_version: EXPORT_VERSION,
@@ -351,12 +323,7 @@ pub fn newest_export(job_dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(&servo)
         .ok()?
         .filter_map(Result::ok)
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u64>().ok())
-                .map(|n| (n, e.path()))
-        })
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()).map(|n| (n, e.path())))
         .filter(|(_, p)| p.join(MANIFEST_FILE).is_file())
         .max_by_key(|(n, _)| *n)
         .map(|(_, p)| p)
@@ -373,19 +340,13 @@ impl ExportDir {
         };
         let mpath = dir.join(MANIFEST_FILE);
         let text = std::fs::read(&mpath).map_err(io_err(&mpath))?;
-        let invalid = |what: String| ExportError::Invalid {
-            path: mpath.clone(),
-            what,
-        };
-        let head: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| invalid(format!("not an export manifest ({e})")))?;
+        let invalid = |what: String| ExportError::Invalid { path: mpath.clone(), what };
+        let head: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| invalid(format!("not an export manifest ({e})")))?;
         if head.get("format").and_then(serde_json::Value::as_str) != Some(EXPORT_FORMAT) {
             return Err(invalid(format!("not a {EXPORT_FORMAT} manifest")));
         }
-        let version = head
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+        let version = head.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
         if version != u64::from(EXPORT_VERSION) {
             return Err(ExportError::Version {
                 path: mpath.clone(),
@@ -393,17 +354,12 @@ impl ExportDir {
                 supported: EXPORT_VERSION,
             });
         }
-        let manifest: ExportManifest = serde_json::from_value(head)
-            .map_err(|e| invalid(format!("malformed export manifest ({e})")))?;
+        let manifest: ExportManifest =
+            serde_json::from_value(head).map_err(|e| invalid(format!("malformed export manifest ({e})")))?;
         for entry in &manifest.files {
             let found = file_entry(&dir, &entry.file).map_err(|e| match e {
-                ExportError::Io { path, source }
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    ExportError::Invalid {
-                        path,
-                        what: "missing from the export".into(),
-                    }
+                ExportError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                    ExportError::Invalid { path, what: "missing from the export".into() }
                 }
                 other => other,
             })?;
@@ -418,29 +374,17 @@ impl ExportDir {
             }
         }
         let proto = envelope::read(&dir.join(MODEL_FILE), MODEL_TYPE)?;
-        let model = LinearModel::from_proto(proto).map_err(|what| ExportError::Invalid {
-            path: dir.join(MODEL_FILE),
-            what,
-        })?;
+        let model =
+            LinearModel::from_proto(proto).map_err(|what| ExportError::Invalid { path: dir.join(MODEL_FILE), what })?;
         let artifacts = artifacts::load(&dir.join(ARTIFACTS_DIR))?;
-        let sizes: Vec<u64> = artifacts
-            .vocabulary
-            .sizes()
-            .iter()
-            .map(|&s| s as u64)
-            .collect();
+        let sizes: Vec<u64> = artifacts.vocabulary.sizes().iter().map(|&s| s as u64).collect();
         if sizes != model.layout.vocab_sizes() {
             return Err(ExportError::Invalid {
                 path: dir.clone(),
                 what: "the model's vocabulary sizes differ from its artifacts'".into(),
             });
         }
-        Ok(Self {
-            dir,
-            manifest,
-            model,
-            artifacts,
-        })
+        Ok(Self { dir, manifest, model, artifacts })
     }
 }
 
@@ -456,20 +400,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let art = dir.path().join("model");
         let mut counts = Counts::default();
-        for l in [
-            "0\t1\t\t\t\t\t\t\t\t\t\t\t\t\taaaaaaaa",
-            "1\t2\t\t\t\t\t\t\t\t\t\t\t\t\tbbbbbbbb",
-        ] {
+        for l in ["0\t1\t\t\t\t\t\t\t\t\t\t\t\t\taaaaaaaa", "1\t2\t\t\t\t\t\t\t\t\t\t\t\t\tbbbbbbbb"] {
             counts.add_row(&parse_line(l.as_bytes(), Mode::Train).unwrap());
         }
         let vocab = Vocabulary::from_counts(&counts, 1);
         artifacts::write(&art, &vocab, 2, 0, 1, false).unwrap();
         let sizes: Vec<u64> = vocab.sizes().iter().map(|&s| s as u64).collect();
-        let mut model = LinearModel::zeros(Layout::new(
-            IntTransform::LogBuckets,
-            CatEncoding::OneHot,
-            &sizes,
-        ));
+        let mut model = LinearModel::zeros(Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes));
         model.weights[0] = -1.25;
         model.weights[5] = 0.5;
         (dir, art, model)
@@ -488,13 +425,7 @@ mod tests {
         assert_eq!(loaded.model, model);
         assert_eq!(ExportDir::load(&a).unwrap().manifest.global_step, 7);
         // Nothing hidden left behind.
-        assert!(
-            std::fs::read_dir(&base).unwrap().all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.'))
-        );
+        assert!(std::fs::read_dir(&base).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')));
     }
 
     #[test]
@@ -510,45 +441,25 @@ mod tests {
         let err = ExportDir::load(&e).unwrap_err();
         assert!(err.to_string().contains("altered or damaged"), "{err}");
         // The envelope alone catches it too.
-        let err =
-            envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&mpath, MODEL_TYPE)
-                .unwrap_err();
+        let err = envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&mpath, MODEL_TYPE).unwrap_err();
         assert!(matches!(err, ExportError::Invalid { .. }), "{err}");
         // A truncated export: the model file is gone.
         std::fs::remove_file(&mpath).unwrap();
         let err = ExportDir::load(&e).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
         let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            ExportDir::load(empty.path()),
-            Err(ExportError::NotFound(_))
-        ));
+        assert!(matches!(ExportDir::load(empty.path()), Err(ExportError::NotFound(_))));
         // The artifacts folder has a manifest.json of another format.
-        assert!(
-            ExportDir::load(&art)
-                .unwrap_err()
-                .to_string()
-                .contains("not a sparky-export manifest")
-        );
+        assert!(ExportDir::load(&art).unwrap_err().to_string().contains("not a sparky-export manifest"));
     }
 
     #[test]
     fn envelope_refuses_other_types_and_versions() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.pb");
-        envelope::write(
-            &p,
-            CHECKPOINT_TYPE,
-            &sparky_proto::sparky::model::v1::Checkpoint::default(),
-        )
-        .unwrap();
-        let e = envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&p, MODEL_TYPE)
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("expected a sparky.model.v1.LinearModel"),
-            "{e}"
-        );
+        envelope::write(&p, CHECKPOINT_TYPE, &sparky_proto::sparky::model::v1::Checkpoint::default()).unwrap();
+        let e = envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&p, MODEL_TYPE).unwrap_err();
+        assert!(e.to_string().contains("expected a sparky.model.v1.LinearModel"), "{e}");
         use prost::Message;
         let env = sparky_proto::sparky::model::v1::Envelope {
             magic: "sparky".into(),
@@ -561,8 +472,6 @@ mod tests {
             Err(ExportError::Version { found: 2, .. })
         ));
         std::fs::write(&p, b"garbage that is not a protobuf \xff\xff\xff").unwrap();
-        assert!(
-            envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&p, MODEL_TYPE).is_err()
-        );
+        assert!(envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&p, MODEL_TYPE).is_err());
     }
 }

@@ -104,16 +104,8 @@ impl Layout {
     /// If `vocab_sizes` does not have [`NUM_CAT`] entries, or the model would
     /// need 2^32 weights or more.
     #[must_use]
-    pub fn new(
-        int_transform: IntTransform,
-        cat_encoding: CatEncoding,
-        vocab_sizes: &[u64],
-    ) -> Self {
-        assert_eq!(
-            vocab_sizes.len(),
-            NUM_CAT,
-            "one vocabulary size per categorical feature"
-        );
+    pub fn new(int_transform: IntTransform, cat_encoding: CatEncoding, vocab_sizes: &[u64]) -> Self {
+        assert_eq!(vocab_sizes.len(), NUM_CAT, "one vocabulary size per categorical feature");
         let mut offsets = Vec::with_capacity(NUM_INT + NUM_CAT + 1);
         let mut at = 1u64; // the bias
         for _ in 0..NUM_INT {
@@ -126,12 +118,7 @@ impl Layout {
         }
         offsets.push(at);
         assert!(at < u64::from(u32::MAX), "too many weights for one model");
-        Self {
-            int_transform,
-            cat_encoding,
-            vocab_sizes: vocab_sizes.to_vec(),
-            offsets,
-        }
+        Self { int_transform, cat_encoding, vocab_sizes: vocab_sizes.to_vec(), offsets }
     }
 
     fn int_slots(t: IntTransform) -> u64 {
@@ -186,12 +173,7 @@ impl Layout {
 
     /// The active (weight index, value) pairs of one example, bias first.
     #[inline]
-    pub fn features(
-        &self,
-        ints: &[i64; NUM_INT],
-        ids: &[i64; NUM_CAT],
-        out: &mut [(u32, f32); ACTIVE],
-    ) {
+    pub fn features(&self, ints: &[i64; NUM_INT], ids: &[i64; NUM_CAT], out: &mut [(u32, f32); ACTIVE]) {
         out[0] = (0, 1.0);
         for i in 0..NUM_INT {
             let base = self.offsets[i] as u32;
@@ -206,11 +188,7 @@ impl Layout {
             let base = self.offsets[NUM_INT + c] as u32;
             let v = self.vocab_sizes[c];
             let id = ids[c];
-            let id = if id < 0 || id as u64 > v {
-                0
-            } else {
-                id as u32
-            };
+            let id = if id < 0 || id as u64 > v { 0 } else { id as u32 };
             out[1 + NUM_INT + c] = match self.cat_encoding {
                 CatEncoding::OneHot => (base + id, 1.0),
                 CatEncoding::RankAsNumber => (base, (id as f32).ln_1p()),
@@ -264,36 +242,23 @@ impl Layout {
             Ok(pb::IntTransform::LogBuckets) => IntTransform::LogBuckets,
             Ok(pb::IntTransform::Log1p) => IntTransform::Log1p,
             _ => {
-                return Err(format!(
-                    "unknown integer transform {}",
-                    p.int_features[0].transform
-                ));
+                return Err(format!("unknown integer transform {}", p.int_features[0].transform));
             }
         };
-        let cat_encoding =
-            match pb::CategoricalEncoding::try_from(p.categorical_features[0].encoding) {
-                Ok(pb::CategoricalEncoding::OneHot) => CatEncoding::OneHot,
-                Ok(pb::CategoricalEncoding::RankAsNumber) => CatEncoding::RankAsNumber,
-                _ => {
-                    return Err(format!(
-                        "unknown categorical encoding {}",
-                        p.categorical_features[0].encoding
-                    ));
-                }
-            };
-        let sizes: Vec<u64> = p
-            .categorical_features
-            .iter()
-            .map(|c| c.vocabulary_size)
-            .collect();
+        let cat_encoding = match pb::CategoricalEncoding::try_from(p.categorical_features[0].encoding) {
+            Ok(pb::CategoricalEncoding::OneHot) => CatEncoding::OneHot,
+            Ok(pb::CategoricalEncoding::RankAsNumber) => CatEncoding::RankAsNumber,
+            _ => {
+                return Err(format!("unknown categorical encoding {}", p.categorical_features[0].encoding));
+            }
+        };
+        let sizes: Vec<u64> = p.categorical_features.iter().map(|c| c.vocabulary_size).collect();
         if sizes.iter().any(|&s| s >= u64::from(u32::MAX)) {
             return Err("vocabulary too large".into());
         }
         let layout = Self::new(int_transform, cat_encoding, &sizes);
         if layout.to_proto() != *p {
-            return Err(
-                "feature names, transforms or slot counts differ from this build's layout".into(),
-            );
+            return Err("feature names, transforms or slot counts differ from this build's layout".into());
         }
         Ok(layout)
     }
@@ -325,10 +290,7 @@ mod tests {
     fn features_activate_one_slot_each() {
         let sizes: Vec<u64> = (1..=26).collect();
         let l = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes);
-        assert_eq!(
-            l.num_weights(),
-            1 + 13 * 64 + (1..=26u64).map(|v| v + 1).sum::<u64>() as usize
-        );
+        assert_eq!(l.num_weights(), 1 + 13 * 64 + (1..=26u64).map(|v| v + 1).sum::<u64>() as usize);
         let mut out = [(0, 0.0); ACTIVE];
         let ints = [MISSING_INT; NUM_INT];
         let mut ids = [0i64; NUM_CAT];
@@ -342,11 +304,7 @@ mod tests {
         assert_eq!(out[15].0 as usize, l.cat_range(1).start);
         assert_eq!(out[16].0 as usize, l.cat_range(2).start);
         for (k, (i, _)) in out.iter().enumerate().skip(1) {
-            let r = if k <= NUM_INT {
-                l.int_range(k - 1)
-            } else {
-                l.cat_range(k - 1 - NUM_INT)
-            };
+            let r = if k <= NUM_INT { l.int_range(k - 1) } else { l.cat_range(k - 1 - NUM_INT) };
             assert!(r.contains(&(*i as usize)));
         }
         let round = Layout::from_proto(&l.to_proto()).unwrap();
@@ -358,11 +316,7 @@ mod tests {
 
     #[test]
     fn log1p_and_rank_as_number() {
-        let l = Layout::new(
-            IntTransform::Log1p,
-            CatEncoding::RankAsNumber,
-            &[10; NUM_CAT],
-        );
+        let l = Layout::new(IntTransform::Log1p, CatEncoding::RankAsNumber, &[10; NUM_CAT]);
         assert_eq!(l.num_weights(), 1 + 26 + 26);
         let mut out = [(0, 0.0); ACTIVE];
         let mut ints = [MISSING_INT; NUM_INT];

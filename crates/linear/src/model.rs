@@ -19,10 +19,7 @@ impl LinearModel {
     #[must_use]
     pub fn zeros(layout: Layout) -> Self {
         let n = layout.num_weights();
-        Self {
-            layout,
-            weights: vec![0.0; n],
-        }
+        Self { layout, weights: vec![0.0; n] }
     }
 
     /// The logit of one example. Sums in a fixed order: bias, integer
@@ -32,10 +29,7 @@ impl LinearModel {
     pub fn logit(&self, ints: &[i64; NUM_INT], ids: &[i64; NUM_CAT]) -> f32 {
         let mut active = [(0u32, 0f32); ACTIVE];
         self.layout.features(ints, ids, &mut active);
-        active
-            .iter()
-            .map(|&(i, v)| self.weights[i as usize] * v)
-            .sum()
+        active.iter().map(|&(i, v)| self.weights[i as usize] * v).sum()
     }
 
     /// p(click) of one example.
@@ -54,10 +48,7 @@ impl LinearModel {
     /// The model as a protobuf message.
     #[must_use]
     pub fn to_proto(&self) -> pb::LinearModel {
-        pb::LinearModel {
-            layout: Some(self.layout.to_proto()),
-            weights: self.weights.clone(),
-        }
+        pb::LinearModel { layout: Some(self.layout.to_proto()), weights: self.weights.clone() }
     }
 
     /// Rebuilds a model from its message, checking it.
@@ -67,18 +58,11 @@ impl LinearModel {
     pub fn from_proto(p: pb::LinearModel) -> Result<Self, String> {
         let layout = Layout::from_proto(p.layout.as_ref().ok_or("the model has no layout")?)?;
         if p.weights.len() != layout.num_weights() {
-            return Err(format!(
-                "{} weights, the layout needs {}",
-                p.weights.len(),
-                layout.num_weights()
-            ));
+            return Err(format!("{} weights, the layout needs {}", p.weights.len(), layout.num_weights()));
         }
         if let Some(i) = p.weights.iter().position(|w| !w.is_finite()) {
             return Err(format!("weight {i} is not finite"));
         }
-        Ok(Self {
-            layout,
-            weights: p.weights,
-        })
+        Ok(Self { layout, weights: p.weights })
     }
 }

@@ -57,27 +57,9 @@ impl OptimizerConfig {
     #[must_use]
     pub fn defaults(kind: OptimizerKind) -> Self {
         match kind {
-            OptimizerKind::Ftrl => Self {
-                kind,
-                learning_rate: 0.05,
-                l1: 1.0,
-                l2: 1.0,
-                beta: 1.0,
-            },
-            OptimizerKind::Adagrad => Self {
-                kind,
-                learning_rate: 0.05,
-                l1: 0.0,
-                l2: 1e-4,
-                beta: 0.1,
-            },
-            OptimizerKind::Sgd => Self {
-                kind,
-                learning_rate: 0.01,
-                l1: 0.0,
-                l2: 1e-4,
-                beta: 0.0,
-            },
+            OptimizerKind::Ftrl => Self { kind, learning_rate: 0.05, l1: 1.0, l2: 1.0, beta: 1.0 },
+            OptimizerKind::Adagrad => Self { kind, learning_rate: 0.05, l1: 0.0, l2: 1e-4, beta: 0.1 },
+            OptimizerKind::Sgd => Self { kind, learning_rate: 0.01, l1: 0.0, l2: 1e-4, beta: 0.0 },
         }
     }
 
@@ -94,10 +76,7 @@ impl OptimizerConfig {
             }
         };
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(format!(
-                "the learning rate must be a finite number > 0, got {}",
-                self.learning_rate
-            ));
+            return Err(format!("the learning rate must be a finite number > 0, got {}", self.learning_rate));
         }
         finite_nonneg(self.l1, "--l1")?;
         finite_nonneg(self.l2, "--l2")?;
@@ -132,13 +111,7 @@ impl OptimizerConfig {
             Ok(pb::optimizer_config::Kind::Sgd) => OptimizerKind::Sgd,
             _ => return Err(format!("unknown optimizer {}", p.kind)),
         };
-        Ok(Self {
-            kind,
-            learning_rate: p.learning_rate,
-            l1: p.l1,
-            l2: p.l2,
-            beta: p.beta,
-        })
+        Ok(Self { kind, learning_rate: p.learning_rate, l1: p.l1, l2: p.l2, beta: p.beta })
     }
 }
 
@@ -218,24 +191,11 @@ impl SharedModel {
     /// # Errors
     /// What is inconsistent in the checkpoint.
     pub fn from_checkpoint(ck: &pb::Checkpoint) -> Result<Self, String> {
-        let model =
-            LinearModel::from_proto(ck.model.clone().ok_or("the checkpoint has no model")?)?;
-        let opt = OptimizerConfig::from_proto(
-            ck.optimizer
-                .as_ref()
-                .ok_or("the checkpoint has no optimizer")?,
-        )?;
+        let model = LinearModel::from_proto(ck.model.clone().ok_or("the checkpoint has no model")?)?;
+        let opt = OptimizerConfig::from_proto(ck.optimizer.as_ref().ok_or("the checkpoint has no optimizer")?)?;
         let size = model.weights.len();
-        let want_n = if opt.kind == OptimizerKind::Sgd {
-            0
-        } else {
-            size
-        };
-        let want_z = if opt.kind == OptimizerKind::Ftrl {
-            size
-        } else {
-            0
-        };
+        let want_n = if opt.kind == OptimizerKind::Sgd { 0 } else { size };
+        let want_z = if opt.kind == OptimizerKind::Ftrl { size } else { 0 };
         if ck.n.len() != want_n || ck.z.len() != want_z {
             return Err("optimizer state does not match the model size".into());
         }
@@ -280,21 +240,12 @@ impl SharedModel {
     /// A copy of the current weights.
     #[must_use]
     pub fn snapshot(&self) -> LinearModel {
-        LinearModel {
-            layout: self.layout.clone(),
-            weights: self.w.iter().map(load).collect(),
-        }
+        LinearModel { layout: self.layout.clone(), weights: self.w.iter().map(load).collect() }
     }
 
     /// A checkpoint of everything (call between steps for a consistent copy).
     #[must_use]
-    pub fn checkpoint(
-        &self,
-        epoch: u64,
-        blocks_in_epoch: u64,
-        examples_seen: u64,
-        seed: u64,
-    ) -> pb::Checkpoint {
+    pub fn checkpoint(&self, epoch: u64, blocks_in_epoch: u64, examples_seen: u64, seed: u64) -> pb::Checkpoint {
         pb::Checkpoint {
             model: Some(self.snapshot().to_proto()),
             optimizer: Some(self.opt.to_proto()),
@@ -312,10 +263,7 @@ impl SharedModel {
     #[inline]
     #[must_use]
     pub fn logit(&self, active: &[(u32, f32); ACTIVE]) -> f32 {
-        active
-            .iter()
-            .map(|&(i, v)| load(&self.w[i as usize]) * v)
-            .sum()
+        active.iter().map(|&(i, v)| load(&self.w[i as usize]) * v).sum()
     }
 
     /// One optimizer update of weight `i` with gradient `g`.
@@ -410,12 +358,7 @@ impl<'a> Worker<'a> {
     /// Adds one example to the batch; returns its logit (before the update)
     /// and whether the batch was completed and applied.
     #[inline]
-    pub fn train(
-        &mut self,
-        ints: &[i64; NUM_INT],
-        ids: &[i64; NUM_CAT],
-        label: bool,
-    ) -> (f32, bool) {
+    pub fn train(&mut self, ints: &[i64; NUM_INT], ids: &[i64; NUM_CAT], label: bool) -> (f32, bool) {
         self.shared.layout.features(ints, ids, &mut self.active);
         let logit = self.shared.logit(&self.active);
         self.stats.loss_sum += logit_loss(logit, label);
@@ -443,11 +386,7 @@ impl<'a> Worker<'a> {
         }
         // SGD steps along the batch's mean gradient; FTRL and AdaGrad take the
         // sum (their per-weight accumulators set the scale).
-        let scale = if self.shared.opt.kind == OptimizerKind::Sgd {
-            1.0 / self.in_batch as f32
-        } else {
-            1.0
-        };
+        let scale = if self.shared.opt.kind == OptimizerKind::Sgd { 1.0 / self.in_batch as f32 } else { 1.0 };
         for &i in &self.touched {
             let g = std::mem::take(&mut self.grad[i as usize]) * scale;
             // A gradient may cancel to zero after being touched: nothing to do.
@@ -482,9 +421,7 @@ mod tests {
     fn data(n: usize, seed: u64) -> Vec<([i64; NUM_INT], [i64; NUM_CAT], bool)> {
         let mut s = seed;
         let mut next = || {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (s >> 33) as f64 / (1u64 << 31) as f64
         };
         (0..n)
@@ -500,18 +437,8 @@ mod tests {
 
     fn train(kind: OptimizerKind, batch: usize) -> (LinearModel, u64) {
         let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]);
-        let opt = OptimizerConfig {
-            l1: 0.0,
-            ..OptimizerConfig::defaults(kind)
-        };
-        let opt = if kind == OptimizerKind::Sgd {
-            OptimizerConfig {
-                learning_rate: 0.05,
-                ..opt
-            }
-        } else {
-            opt
-        };
+        let opt = OptimizerConfig { l1: 0.0, ..OptimizerConfig::defaults(kind) };
+        let opt = if kind == OptimizerKind::Sgd { OptimizerConfig { learning_rate: 0.05, ..opt } } else { opt };
         let shared = SharedModel::new(layout, opt.validate().unwrap());
         let mut w = Worker::new(&shared, batch);
         for _ in 0..3 {
@@ -525,11 +452,7 @@ mod tests {
 
     #[test]
     fn every_optimizer_learns_the_planted_rates() {
-        for kind in [
-            OptimizerKind::Ftrl,
-            OptimizerKind::Adagrad,
-            OptimizerKind::Sgd,
-        ] {
+        for kind in [OptimizerKind::Ftrl, OptimizerKind::Adagrad, OptimizerKind::Sgd] {
             let (m, steps) = train(kind, 16);
             assert_eq!(steps, (60_000u64).div_ceil(16));
             for (id, p) in [(1, 0.05f32), (2, 0.2), (3, 0.5), (4, 0.8)] {
@@ -547,12 +470,7 @@ mod tests {
         let (b, _) = train(OptimizerKind::Ftrl, 8);
         assert_eq!(a, b);
         let layout = a.layout.clone();
-        let shared = SharedModel::new(
-            layout,
-            OptimizerConfig::defaults(OptimizerKind::Ftrl)
-                .validate()
-                .unwrap(),
-        );
+        let shared = SharedModel::new(layout, OptimizerConfig::defaults(OptimizerKind::Ftrl).validate().unwrap());
         let mut w = Worker::new(&shared, 4);
         for (ints, ids, y) in data(1000, 3) {
             w.train(&ints, &ids, y);
@@ -576,12 +494,7 @@ mod tests {
         let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]);
         let shared = SharedModel::new(
             layout,
-            OptimizerConfig {
-                l1: 1e6,
-                ..OptimizerConfig::defaults(OptimizerKind::Ftrl)
-            }
-            .validate()
-            .unwrap(),
+            OptimizerConfig { l1: 1e6, ..OptimizerConfig::defaults(OptimizerKind::Ftrl) }.validate().unwrap(),
         );
         let mut w = Worker::new(&shared, 1);
         for (ints, ids, y) in data(100, 1) {
@@ -589,30 +502,15 @@ mod tests {
         }
         assert_eq!(shared.snapshot().nonzero(), 0);
         assert!(
-            OptimizerConfig {
-                learning_rate: 0.0,
-                ..OptimizerConfig::defaults(OptimizerKind::Sgd)
-            }
-            .validate()
-            .is_err()
+            OptimizerConfig { learning_rate: 0.0, ..OptimizerConfig::defaults(OptimizerKind::Sgd) }.validate().is_err()
         );
-        assert!(
-            OptimizerConfig {
-                l2: f64::NAN,
-                ..OptimizerConfig::defaults(OptimizerKind::Sgd)
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(OptimizerConfig { l2: f64::NAN, ..OptimizerConfig::defaults(OptimizerKind::Sgd) }.validate().is_err());
     }
 
     #[test]
     fn divergence_is_detected() {
         let layout = Layout::new(IntTransform::Log1p, CatEncoding::OneHot, &[4; NUM_CAT]);
-        let opt = OptimizerConfig {
-            learning_rate: 1e38,
-            ..OptimizerConfig::defaults(OptimizerKind::Sgd)
-        };
+        let opt = OptimizerConfig { learning_rate: 1e38, ..OptimizerConfig::defaults(OptimizerKind::Sgd) };
         let shared = SharedModel::new(layout, opt.validate().unwrap());
         let mut w = Worker::new(&shared, 1);
         let mut ints = [i64::MAX; NUM_INT];

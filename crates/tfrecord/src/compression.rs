@@ -63,14 +63,8 @@ impl Compression {
         match self {
             Compression::None => Box::new(buffered),
             // Multi-member: `cat a.gz b.gz` is a valid gzip stream too.
-            Compression::Gzip => Box::new(BufReader::with_capacity(
-                READ_BUFFER,
-                MultiGzDecoder::new(buffered),
-            )),
-            Compression::Zlib => Box::new(BufReader::with_capacity(
-                READ_BUFFER,
-                ZlibDecoder::new(buffered),
-            )),
+            Compression::Gzip => Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(buffered))),
+            Compression::Zlib => Box::new(BufReader::with_capacity(READ_BUFFER, ZlibDecoder::new(buffered))),
         }
     }
 
@@ -180,18 +174,9 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert_eq!(
-            Compression::from_path(Path::new("a/part-r-00000.tfrecord.gz")),
-            Compression::Gzip
-        );
-        assert_eq!(
-            Compression::from_path(Path::new("x.zlib")),
-            Compression::Zlib
-        );
-        assert_eq!(
-            Compression::from_path(Path::new("x.tfrecord")),
-            Compression::None
-        );
+        assert_eq!(Compression::from_path(Path::new("a/part-r-00000.tfrecord.gz")), Compression::Gzip);
+        assert_eq!(Compression::from_path(Path::new("x.zlib")), Compression::Zlib);
+        assert_eq!(Compression::from_path(Path::new("x.tfrecord")), Compression::None);
         assert_eq!("GZIP".parse::<Compression>().unwrap(), Compression::Gzip);
         assert_eq!("".parse::<Compression>().unwrap(), Compression::None);
         assert!("lz4".parse::<Compression>().is_err());
@@ -202,9 +187,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        let data: Vec<u8> = (0..100_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
         for c in [Compression::None, Compression::Gzip, Compression::Zlib] {
             let mut enc = c.encoder(Vec::new());
             enc.write_all(&data).unwrap();

@@ -21,11 +21,7 @@ pub struct Position {
 
 impl Position {
     pub(crate) fn new(path: Option<&Path>, offset: u64, record: u64) -> Self {
-        Self {
-            path: path.map(Path::to_path_buf),
-            offset,
-            record,
-        }
+        Self { path: path.map(Path::to_path_buf), offset, record }
     }
 }
 
@@ -151,9 +147,7 @@ impl Error {
     #[must_use]
     pub fn tensorflow_offset(&self) -> Option<u64> {
         match self {
-            Error::LengthChecksum { at, .. } | Error::TruncatedPayload { at, .. } => {
-                Some(at.offset)
-            }
+            Error::LengthChecksum { at, .. } | Error::TruncatedPayload { at, .. } => Some(at.offset),
             Error::PayloadChecksum { at, .. } => Some(at.offset + crate::HEADER_LEN as u64),
             _ => None,
         }

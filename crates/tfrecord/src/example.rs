@@ -90,11 +90,7 @@ struct Wire<'a> {
 
 impl<'a> Wire<'a> {
     fn new(data: &'a [u8]) -> Self {
-        Self {
-            data,
-            pos: 0,
-            end: data.len(),
-        }
+        Self { data, pos: 0, end: data.len() }
     }
 
     #[inline]
@@ -159,11 +155,7 @@ impl<'a> Wire<'a> {
         if len > (self.end - self.pos) as u64 {
             return malformed(start, "length runs past the end of its message");
         }
-        let body = Wire {
-            data: self.data,
-            pos: self.pos,
-            end: self.pos + len as usize,
-        };
+        let body = Wire { data: self.data, pos: self.pos, end: self.pos + len as usize };
         self.pos = body.end;
         Ok(body)
     }
@@ -278,20 +270,12 @@ impl<'a> ValueList<'a> {
                     }
                     (ListKind::Float, WT_32) => {
                         let Ok(b) = list.fixed(4) else { return };
-                        f(
-                            WT_32,
-                            u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes"))),
-                            &[],
-                        );
+                        f(WT_32, u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes"))), &[]);
                     }
                     (ListKind::Float, WT_LEN) => {
                         let Ok(packed) = list.body() else { return };
                         for c in packed.data[packed.pos..packed.end].chunks_exact(4) {
-                            f(
-                                WT_32,
-                                u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))),
-                                &[],
-                            );
+                            f(WT_32, u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))), &[]);
                         }
                     }
                     (ListKind::Bytes, WT_LEN) => {
@@ -382,9 +366,9 @@ impl<'a> FeatureRef<'a> {
         use pb::feature::Kind;
         let kind = match self {
             FeatureRef::Empty => None,
-            FeatureRef::Bytes(l) => Some(Kind::BytesList(pb::BytesList {
-                value: l.bytes().into_iter().map(<[u8]>::to_vec).collect(),
-            })),
+            FeatureRef::Bytes(l) => {
+                Some(Kind::BytesList(pb::BytesList { value: l.bytes().into_iter().map(<[u8]>::to_vec).collect() }))
+            }
             FeatureRef::Float(l) => Some(Kind::FloatList(pb::FloatList { value: l.floats() })),
             FeatureRef::Int64(l) => Some(Kind::Int64List(pb::Int64List { value: l.int64s() })),
         };
@@ -433,16 +417,7 @@ impl<'a> FeatureRef<'a> {
         let Some(kind) = kind else {
             return Ok(FeatureRef::Empty);
         };
-        let list = ValueList {
-            feature: Wire {
-                data: whole.data,
-                pos: from,
-                end: whole.end,
-            },
-            kind,
-            count,
-            first,
-        };
+        let list = ValueList { feature: Wire { data: whole.data, pos: from, end: whole.end }, kind, count, first };
         Ok(match kind {
             ListKind::Bytes => FeatureRef::Bytes(list),
             ListKind::Float => FeatureRef::Float(list),
@@ -536,12 +511,7 @@ impl<'a> ExampleView<'a> {
     /// once; as in protobuf, the later entry wins.
     #[must_use]
     pub fn features(&self) -> FeatureIter<'a> {
-        FeatureIter {
-            example: Wire::new(self.bytes),
-            current: None,
-            error: false,
-            has_features: false,
-        }
+        FeatureIter { example: Wire::new(self.bytes), current: None, error: false, has_features: false }
     }
 
     /// Decodes into prost's owned `Example`, exactly as `Example::decode` would.
@@ -552,9 +522,7 @@ impl<'a> ExampleView<'a> {
             let (name, f) = entry?;
             map.insert(name.to_string(), f.to_proto());
         }
-        Ok(pb::Example {
-            features: it.has_features.then_some(pb::Features { feature: map }),
-        })
+        Ok(pb::Example { features: it.has_features.then_some(pb::Features { feature: map }) })
     }
 }
 
@@ -691,6 +659,8 @@ pub struct Int64SchemaDecoder {
     lookup: HashMap<Box<[u8]>, usize>,
     seen: Vec<u32>,
     generation: u32,
+    /// Slots that may be absent (see [`with_optional`](Self::with_optional)).
+    optional: Vec<bool>,
 }
 
 impl Int64SchemaDecoder {
@@ -702,22 +672,35 @@ impl Int64SchemaDecoder {
     #[must_use]
     pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
         let names: Vec<String> = names.iter().map(|s| s.as_ref().to_string()).collect();
-        let mut sorted: Vec<(Box<[u8]>, usize)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_bytes().into(), i))
-            .collect();
+        let mut sorted: Vec<(Box<[u8]>, usize)> =
+            names.iter().enumerate().map(|(i, n)| (n.as_bytes().into(), i)).collect();
         sorted.sort();
         let lookup: HashMap<Box<[u8]>, usize> = sorted.iter().cloned().collect();
         assert_eq!(lookup.len(), names.len(), "feature names must be distinct");
         let seen = vec![0; names.len()];
-        Self {
-            names,
-            sorted,
-            lookup,
-            seen,
-            generation: 0,
+        let optional = vec![false; names.len()];
+        Self { names, sorted, lookup, seen, generation: 0, optional }
+    }
+
+    /// Declares the slots of these names optional: an Example without them
+    /// decodes, their slots keep whatever value they held, and
+    /// [`is_present`](Self::is_present) says whether they were there.
+    ///
+    /// # Panics
+    /// If a name is not in the schema.
+    #[must_use]
+    pub fn with_optional<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+        for n in names {
+            let slot = self.lookup[n.as_ref().as_bytes()];
+            self.optional[slot] = true;
         }
+        self
+    }
+
+    /// Whether slot `slot` was present in the last decoded Example.
+    #[must_use]
+    pub fn is_present(&self, slot: usize) -> bool {
+        self.seen[slot] == self.generation
     }
 
     /// The schema's names, in slot order.
@@ -732,11 +715,7 @@ impl Int64SchemaDecoder {
     /// A malformed Example, or a schema feature that is missing, of another
     /// kind, or without exactly one value; the error names the feature.
     pub fn decode(&mut self, bytes: &[u8], out: &mut [i64]) -> Result<()> {
-        assert_eq!(
-            out.len(),
-            self.names.len(),
-            "output slice must have one slot per feature"
-        );
+        assert_eq!(out.len(), self.names.len(), "output slice must have one slot per feature");
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             self.seen.iter_mut().for_each(|s| *s = 0);
@@ -791,10 +770,7 @@ impl Int64SchemaDecoder {
                     Err(f) => match f {
                         FeatureRef::Int64(l) if l.len() == 1 => l.first,
                         FeatureRef::Int64(l) => {
-                            return Err(ExampleError::WrongCount {
-                                name: self.names[slot].clone(),
-                                count: l.len(),
-                            });
+                            return Err(ExampleError::WrongCount { name: self.names[slot].clone(), count: l.len() });
                         }
                         other => {
                             return Err(ExampleError::WrongKind {
@@ -812,12 +788,9 @@ impl Int64SchemaDecoder {
             }
         }
         if found != self.names.len() {
-            let missing = (0..self.names.len())
-                .find(|&i| self.seen[i] != generation)
-                .expect("one is missing");
-            return Err(ExampleError::Missing {
-                name: self.names[missing].clone(),
-            });
+            if let Some(missing) = (0..self.names.len()).find(|&i| self.seen[i] != generation && !self.optional[i]) {
+                return Err(ExampleError::Missing { name: self.names[missing].clone() });
+            }
         }
         Ok(())
     }
@@ -826,9 +799,7 @@ impl Int64SchemaDecoder {
 /// Recognises `[0a klen key 12 flen 1a llen 0a vlen varint]` exactly,
 /// returning the name and the value; anything else goes the general way.
 #[inline]
-fn canonical_single_int64(
-    entry: Wire<'_>,
-) -> Option<(&[u8], std::result::Result<i64, FeatureRef<'_>>)> {
+fn canonical_single_int64(entry: Wire<'_>) -> Option<(&[u8], std::result::Result<i64, FeatureRef<'_>>)> {
     let b = &entry.data[entry.pos..entry.end];
     if b.len() < 2 || b[0] != 0x0a || b[1] >= 0x80 {
         return None;
@@ -844,11 +815,7 @@ fn canonical_single_int64(
     if flen != r.len() - 2 || llen != flen - 2 || vlen != llen - 2 || vlen == 0 || vlen > 10 {
         return None;
     }
-    let mut w = Wire {
-        data: r,
-        pos: 6,
-        end: r.len(),
-    };
+    let mut w = Wire { data: r, pos: 6, end: r.len() };
     let v = w.varint().ok()?;
     if w.pos != w.end {
         return None;
@@ -908,20 +875,11 @@ impl Int64ExampleEncoder {
     #[must_use]
     pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
         let mut order: Vec<usize> = (0..names.len()).collect();
-        order.sort_by(|&a, &b| {
-            names[a]
-                .as_ref()
-                .as_bytes()
-                .cmp(names[b].as_ref().as_bytes())
-        });
+        order.sort_by(|&a, &b| names[a].as_ref().as_bytes().cmp(names[b].as_ref().as_bytes()));
         let mut prefixes = Vec::new();
         let mut spans = Vec::new();
         for w in order.windows(2) {
-            assert_ne!(
-                names[w[0]].as_ref(),
-                names[w[1]].as_ref(),
-                "feature names must be distinct"
-            );
+            assert_ne!(names[w[0]].as_ref(), names[w[1]].as_ref(), "feature names must be distinct");
         }
         for &i in &order {
             let name = names[i].as_ref().as_bytes();
@@ -933,11 +891,7 @@ impl Int64ExampleEncoder {
             prefixes.push(0x12);
             spans.push((start, prefixes.len()));
         }
-        Self {
-            order,
-            prefixes,
-            spans,
-        }
+        Self { order, prefixes, spans }
     }
 
     /// Number of features.
@@ -994,42 +948,30 @@ mod tests {
         prop_oneof![
             Just(pb::Feature { kind: None }),
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..4)
-                .prop_map(|v| pb::Feature {
-                    kind: Some(Kind::BytesList(pb::BytesList { value: v }))
-                }),
-            proptest::collection::vec(any::<f32>(), 0..5).prop_map(|v| pb::Feature {
-                kind: Some(Kind::FloatList(pb::FloatList { value: v }))
-            }),
-            proptest::collection::vec(any::<i64>(), 0..5).prop_map(|v| pb::Feature {
-                kind: Some(Kind::Int64List(pb::Int64List { value: v }))
-            }),
+                .prop_map(|v| pb::Feature { kind: Some(Kind::BytesList(pb::BytesList { value: v })) }),
+            proptest::collection::vec(any::<f32>(), 0..5)
+                .prop_map(|v| pb::Feature { kind: Some(Kind::FloatList(pb::FloatList { value: v })) }),
+            proptest::collection::vec(any::<i64>(), 0..5)
+                .prop_map(|v| pb::Feature { kind: Some(Kind::Int64List(pb::Int64List { value: v })) }),
         ]
     }
 
     fn arb_example() -> impl Strategy<Value = pb::Example> {
         prop_oneof![
             Just(pb::Example { features: None }),
-            proptest::collection::btree_map("[a-z\u{e9}-]{0,12}", arb_feature(), 0..8).prop_map(
-                |m| pb::Example {
-                    features: Some(pb::Features { feature: m })
-                }
-            ),
+            proptest::collection::btree_map("[a-z\u{e9}-]{0,12}", arb_feature(), 0..8)
+                .prop_map(|m| pb::Example { features: Some(pb::Features { feature: m }) }),
         ]
     }
 
     fn int64_example(names: &[String], values: &[i64]) -> pb::Example {
         let mut features = pb::Features::default();
         for (n, v) in names.iter().zip(values) {
-            features.feature.insert(
-                n.clone(),
-                pb::Feature {
-                    kind: Some(Kind::Int64List(pb::Int64List { value: vec![*v] })),
-                },
-            );
+            features
+                .feature
+                .insert(n.clone(), pb::Feature { kind: Some(Kind::Int64List(pb::Int64List { value: vec![*v] })) });
         }
-        pb::Example {
-            features: Some(features),
-        }
+        pb::Example { features: Some(features) }
     }
 
     proptest! {
@@ -1144,55 +1086,33 @@ mod tests {
         dec.decode(&bytes, &mut out).unwrap();
         assert_eq!(out, [7]);
         let mut dec = Int64SchemaDecoder::new(&["a"]);
-        assert_eq!(
-            dec.decode(&bytes, &mut out),
-            Err(ExampleError::WrongCount {
-                name: "a".into(),
-                count: 2
-            })
-        );
+        assert_eq!(dec.decode(&bytes, &mut out), Err(ExampleError::WrongCount { name: "a".into(), count: 2 }));
     }
 
     #[test]
     fn errors_name_the_feature() {
         let names = ["x", "y"];
         let mut f = pb::Features::default();
-        f.feature.insert(
-            "x".into(),
-            pb::Feature {
-                kind: Some(Kind::FloatList(pb::FloatList { value: vec![1.0] })),
-            },
-        );
+        f.feature.insert("x".into(), pb::Feature { kind: Some(Kind::FloatList(pb::FloatList { value: vec![1.0] })) });
         let bytes = pb::Example { features: Some(f) }.encode_to_vec();
         let mut dec = Int64SchemaDecoder::new(&names);
         let mut out = [0; 2];
         let e = dec.decode(&bytes, &mut out).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "feature \"x\" is a float list, expected an int64 list"
-        );
+        assert_eq!(e.to_string(), "feature \"x\" is a float list, expected an int64 list");
         let bytes = int64_example(&["x".into()], &[3]).encode_to_vec();
-        assert_eq!(
-            dec.decode(&bytes, &mut out),
-            Err(ExampleError::Missing { name: "y".into() })
-        );
-        assert!(matches!(
-            dec.decode(&bytes[..bytes.len() - 1], &mut out),
-            Err(ExampleError::Malformed { .. })
-        ));
+        assert_eq!(dec.decode(&bytes, &mut out), Err(ExampleError::Missing { name: "y".into() }));
+        // An optional feature may be absent; presence is reported.
+        let mut opt = Int64SchemaDecoder::new(&names).with_optional(&["y"]);
+        let mut two = [0, 77];
+        opt.decode(&bytes, &mut two).unwrap();
+        assert_eq!(two, [3, 77]);
+        assert!(opt.is_present(0) && !opt.is_present(1));
+        assert!(matches!(dec.decode(&bytes[..bytes.len() - 1], &mut out), Err(ExampleError::Malformed { .. })));
     }
 
     #[test]
     fn varint_lengths() {
-        for (v, n) in [
-            (0u64, 1),
-            (127, 1),
-            (128, 2),
-            (16383, 2),
-            (16384, 3),
-            (u64::MAX, 10),
-            ((-10i64) as u64, 10),
-        ] {
+        for (v, n) in [(0u64, 1), (127, 1), (128, 2), (16383, 2), (16384, 3), (u64::MAX, 10), ((-10i64) as u64, 10)] {
             assert_eq!(varint_len(v), n, "{v}");
             let mut b = Vec::new();
             put_varint(&mut b, v);

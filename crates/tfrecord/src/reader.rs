@@ -96,10 +96,7 @@ pub struct RecordReader<R> {
 impl<R: Read> RecordReader<io::BufReader<R>> {
     /// Reads from any [`Read`], buffered.
     pub fn new(inner: R) -> Self {
-        Self::from_buf_read(io::BufReader::with_capacity(
-            crate::compression::READ_BUFFER,
-            inner,
-        ))
+        Self::from_buf_read(io::BufReader::with_capacity(crate::compression::READ_BUFFER, inner))
     }
 }
 
@@ -113,10 +110,7 @@ impl RecordReader<Box<dyn BufRead + Send>> {
     /// Opens a file with the given compression.
     pub fn open_with(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| Error::File {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = File::open(path).map_err(|source| Error::File { path: path.to_path_buf(), source })?;
         Ok(Self::from_buf_read(compression.decoder(file)).with_path(path))
     }
 }
@@ -124,15 +118,7 @@ impl RecordReader<Box<dyn BufRead + Send>> {
 impl<R: BufRead> RecordReader<R> {
     /// Reads from a buffered reader as it is.
     pub fn from_buf_read(inner: R) -> Self {
-        Self {
-            inner,
-            opts: ReaderOptions::default(),
-            path: None,
-            offset: 0,
-            records: 0,
-            skipped: 0,
-            done: false,
-        }
+        Self { inner, opts: ReaderOptions::default(), path: None, offset: 0, records: 0, skipped: 0, done: false }
     }
 
     /// Sets the options.
@@ -258,21 +244,12 @@ impl<R: BufRead> RecordReader<R> {
                 let computed = masked_crc32c(&header[..8]);
                 if computed != stored {
                     let at = self.at();
-                    return self.fail(Error::LengthChecksum {
-                        at,
-                        len,
-                        stored,
-                        computed,
-                    });
+                    return self.fail(Error::LengthChecksum { at, len, stored, computed });
                 }
             }
             if len > self.opts.max_record_len {
                 let at = self.at();
-                return self.fail(Error::RecordTooLarge {
-                    at,
-                    len,
-                    limit: self.opts.max_record_len,
-                });
+                return self.fail(Error::RecordTooLarge { at, len, limit: self.opts.max_record_len });
             }
             let n = len as usize;
             buf.reserve(n);
@@ -297,11 +274,7 @@ impl<R: BufRead> RecordReader<R> {
             };
             if got < n || got_footer < FOOTER_LEN {
                 let at = self.at();
-                return self.fail(Error::TruncatedPayload {
-                    at,
-                    len,
-                    got: (got + got_footer) as u64,
-                });
+                return self.fail(Error::TruncatedPayload { at, len, got: (got + got_footer) as u64 });
             }
             let record_start = self.offset;
             self.offset += (HEADER_LEN + n + FOOTER_LEN) as u64;
@@ -315,12 +288,7 @@ impl<R: BufRead> RecordReader<R> {
                         continue;
                     }
                     let at = Position::new(self.path.as_deref(), record_start, self.records - 1);
-                    return self.fail(Error::PayloadChecksum {
-                        at,
-                        len,
-                        stored,
-                        computed,
-                    });
+                    return self.fail(Error::PayloadChecksum { at, len, stored, computed });
                 }
             }
             return Ok(true);
@@ -438,38 +406,22 @@ impl<'a> SliceReader<'a> {
         let data = self.data;
         let rest = data.len() - pos;
         if rest < HEADER_LEN {
-            return Err(Error::TruncatedHeader {
-                at: self.at(pos),
-                got: rest,
-            });
+            return Err(Error::TruncatedHeader { at: self.at(pos), got: rest });
         }
         let header: &[u8; HEADER_LEN] = data[pos..pos + HEADER_LEN].try_into().expect("12 bytes");
         let (len, stored) = parse_header(header);
         if self.opts.verify_checksums {
             let computed = masked_crc32c(&header[..8]);
             if computed != stored {
-                return Err(Error::LengthChecksum {
-                    at: self.at(pos),
-                    len,
-                    stored,
-                    computed,
-                });
+                return Err(Error::LengthChecksum { at: self.at(pos), len, stored, computed });
             }
         }
         if len > self.opts.max_record_len {
-            return Err(Error::RecordTooLarge {
-                at: self.at(pos),
-                len,
-                limit: self.opts.max_record_len,
-            });
+            return Err(Error::RecordTooLarge { at: self.at(pos), len, limit: self.opts.max_record_len });
         }
         let body = rest - HEADER_LEN;
         if len > body as u64 || body - (len as usize) < FOOTER_LEN {
-            return Err(Error::TruncatedPayload {
-                at: self.at(pos),
-                len,
-                got: body as u64,
-            });
+            return Err(Error::TruncatedPayload { at: self.at(pos), len, got: body as u64 });
         }
         let n = len as usize;
         let start = pos + HEADER_LEN;
@@ -479,12 +431,7 @@ impl<'a> SliceReader<'a> {
             let stored = u32::from_le_bytes(data[start + n..end].try_into().expect("4 bytes"));
             let computed = masked_crc32c(payload);
             if computed != stored {
-                return Err(Error::PayloadChecksum {
-                    at: self.at(pos),
-                    len,
-                    stored,
-                    computed,
-                });
+                return Err(Error::PayloadChecksum { at: self.at(pos), len, stored, computed });
             }
         }
         Ok((payload, end))
@@ -492,8 +439,7 @@ impl<'a> SliceReader<'a> {
 
     /// Finds the next offset after `from` where a whole record verifies.
     fn resync(&self, from: usize) -> Option<usize> {
-        (from + 1..self.data.len().saturating_sub(HEADER_LEN + FOOTER_LEN - 1))
-            .find(|&p| self.check_at(p).is_ok())
+        (from + 1..self.data.len().saturating_sub(HEADER_LEN + FOOTER_LEN - 1)).find(|&p| self.check_at(p).is_ok())
     }
 
     /// The next record, or `None` at the end.
@@ -547,6 +493,64 @@ impl<'a> Iterator for SliceReader<'a> {
     }
 }
 
+/// Splits the records of `data` into runs of `per_block` records, hopping
+/// from header to header (checking each length field against its checksum,
+/// not the payloads). Returns `(byte range, index of its first record)` for
+/// each run, so that threads can read the runs independently with
+/// [`SliceReader::with_start`].
+///
+/// # Errors
+/// Damaged framing, as [`SliceReader`] reports it.
+pub fn record_blocks(
+    data: &[u8],
+    per_block: u64,
+    path: Option<&Path>,
+    opts: ReaderOptions,
+) -> Result<Vec<(std::ops::Range<usize>, u64)>> {
+    let per_block = per_block.max(1);
+    let mut out = Vec::new();
+    let (mut pos, mut n, mut start, mut first) = (0usize, 0u64, 0usize, 0u64);
+    while pos < data.len() {
+        let rest = data.len() - pos;
+        let ok = rest >= HEADER_LEN && {
+            let header: &[u8; HEADER_LEN] = data[pos..pos + HEADER_LEN].try_into().expect("12 bytes");
+            let (len, stored) = parse_header(header);
+            let fits = len <= opts.max_record_len
+                && len <= (rest - HEADER_LEN) as u64
+                && rest - HEADER_LEN - len as usize >= FOOTER_LEN;
+            if fits && masked_crc32c(&header[..8]) == stored {
+                pos += HEADER_LEN + len as usize + FOOTER_LEN;
+                true
+            } else {
+                false
+            }
+        };
+        if !ok {
+            // Let the reader describe the fault with its position.
+            let mut r = SliceReader::new(&data[pos..])
+                .with_options(ReaderOptions { verify_checksums: true, ..opts })
+                .with_start(pos as u64, n);
+            if let Some(p) = path {
+                r = r.with_path(p);
+            }
+            match r.next() {
+                Some(Err(e)) => return Err(e),
+                _ => unreachable!("a header that fails these checks is an error"),
+            }
+        }
+        n += 1;
+        if n - first == per_block {
+            out.push((start..pos, first));
+            start = pos;
+            first = n;
+        }
+    }
+    if pos > start {
+        out.push((start..pos, first));
+    }
+    Ok(out)
+}
+
 /// A file mapped into memory, whose records can be read with no copy.
 ///
 /// ```no_run
@@ -570,10 +574,7 @@ impl MappedFile {
     /// Maps `path` read-only.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let err = |source| Error::File {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| Error::File { path: path.clone(), source };
         let file = File::open(&path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
         // Mapping an empty file fails on some systems; an empty file has no records.
@@ -662,10 +663,7 @@ mod tests {
         let bytes = encode(&[b"ab".to_vec()]);
         assert_eq!(bytes.len(), 12 + 2 + 4);
         assert_eq!(&bytes[..8], &2u64.to_le_bytes());
-        assert_eq!(
-            &bytes[8..12],
-            &masked_crc32c(&2u64.to_le_bytes()).to_le_bytes()
-        );
+        assert_eq!(&bytes[8..12], &masked_crc32c(&2u64.to_le_bytes()).to_le_bytes());
         assert_eq!(&bytes[12..14], b"ab");
         assert_eq!(&bytes[14..], &masked_crc32c(b"ab").to_le_bytes());
     }
@@ -686,23 +684,11 @@ mod tests {
                     assert!(err.is_none(), "cut {cut}: {err:?}");
                 } else {
                     let e = err.unwrap_or_else(|| panic!("cut {cut}: no error"));
-                    assert_eq!(
-                        e.position().unwrap().offset,
-                        boundaries[whole] as u64,
-                        "cut {cut}"
-                    );
+                    assert_eq!(e.position().unwrap().offset, boundaries[whole] as u64, "cut {cut}");
                     assert_eq!(e.position().unwrap().record, whole as u64);
                     let in_header = cut - boundaries[whole] < HEADER_LEN;
-                    assert_eq!(
-                        matches!(e, Error::TruncatedHeader { .. }),
-                        in_header,
-                        "cut {cut}: {e}"
-                    );
-                    assert_eq!(
-                        matches!(e, Error::TruncatedPayload { .. }),
-                        !in_header,
-                        "cut {cut}: {e}"
-                    );
+                    assert_eq!(matches!(e, Error::TruncatedHeader { .. }), in_header, "cut {cut}: {e}");
+                    assert_eq!(matches!(e, Error::TruncatedPayload { .. }), !in_header, "cut {cut}: {e}");
                 }
             }
         }
@@ -720,18 +706,8 @@ mod tests {
         assert!(matches!(err, Some(Error::RecordTooLarge { .. })));
         // A small limit applies to honest records too.
         let bytes = encode(&[vec![1; 100]]);
-        let opts = ReaderOptions {
-            max_record_len: 99,
-            ..Default::default()
-        };
-        assert!(matches!(
-            stream_all(&bytes, opts).1,
-            Some(Error::RecordTooLarge {
-                len: 100,
-                limit: 99,
-                ..
-            })
-        ));
+        let opts = ReaderOptions { max_record_len: 99, ..Default::default() };
+        assert!(matches!(stream_all(&bytes, opts).1, Some(Error::RecordTooLarge { len: 100, limit: 99, .. })));
     }
 
     #[test]
@@ -741,36 +717,23 @@ mod tests {
         // Flip a bit in record 2's payload.
         let start2 = (16 + 10) + (16 + 11);
         bytes[start2 + 12 + 3] ^= 0x10;
-        for (out, err, _) in [
-            stream_all(&bytes, ReaderOptions::default()),
-            slice_all(&bytes, ReaderOptions::default()),
-        ] {
+        for (out, err, _) in [stream_all(&bytes, ReaderOptions::default()), slice_all(&bytes, ReaderOptions::default())]
+        {
             assert_eq!(out, records[..2].to_vec());
             let e = err.unwrap();
             assert!(matches!(e, Error::PayloadChecksum { .. }), "{e}");
             assert_eq!(e.position().unwrap().offset, start2 as u64);
             assert_eq!(e.tensorflow_offset(), Some(start2 as u64 + 12));
         }
-        let opts = ReaderOptions {
-            skip_corrupt_payloads: true,
-            ..Default::default()
-        };
-        let want: Vec<Vec<u8>> = records
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != 2)
-            .map(|(_, r)| r.clone())
-            .collect();
+        let opts = ReaderOptions { skip_corrupt_payloads: true, ..Default::default() };
+        let want: Vec<Vec<u8>> = records.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, r)| r.clone()).collect();
         for (out, err, skipped) in [stream_all(&bytes, opts), slice_all(&bytes, opts)] {
             assert_eq!(out, want);
             assert!(err.is_none());
             assert_eq!(skipped, 1);
         }
         // Without verification the damaged payload comes through as it is.
-        let opts = ReaderOptions {
-            verify_checksums: false,
-            ..Default::default()
-        };
+        let opts = ReaderOptions { verify_checksums: false, ..Default::default() };
         assert_eq!(stream_all(&bytes, opts).0.len(), 5);
     }
 
@@ -783,21 +746,38 @@ mod tests {
         let (out, err, _) = stream_all(&bytes, ReaderOptions::default());
         assert_eq!(out, records[..1].to_vec());
         assert!(matches!(err, Some(Error::LengthChecksum { .. })));
-        let opts = ReaderOptions {
-            resync_after_bad_length: true,
-            ..Default::default()
-        };
+        let opts = ReaderOptions { resync_after_bad_length: true, ..Default::default() };
         // A stream cannot resync: same result.
-        assert!(matches!(
-            stream_all(&bytes, opts).1,
-            Some(Error::LengthChecksum { .. })
-        ));
+        assert!(matches!(stream_all(&bytes, opts).1, Some(Error::LengthChecksum { .. })));
         let mut r = SliceReader::new(&bytes).with_options(opts);
         let out: Vec<Vec<u8>> = r.by_ref().map(|x| x.unwrap().to_vec()).collect();
         let mut want = records.clone();
         want.remove(1);
         assert_eq!(out, want);
         assert_eq!(r.resynced_bytes(), 36);
+    }
+
+    #[test]
+    fn blocks_tile_the_records() {
+        let records: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; i as usize * 3]).collect();
+        let bytes = encode(&records);
+        for per in [1u64, 3, 4, 10, 100] {
+            let blocks = record_blocks(&bytes, per, None, ReaderOptions::default()).unwrap();
+            let mut all = Vec::new();
+            let mut expect_first = 0;
+            for (range, first) in &blocks {
+                assert_eq!(*first, expect_first);
+                let got: Vec<Vec<u8>> = SliceReader::new(&bytes[range.clone()]).map(|r| r.unwrap().to_vec()).collect();
+                assert!(got.len() as u64 <= per);
+                expect_first += got.len() as u64;
+                all.extend(got);
+            }
+            assert_eq!(all, records);
+        }
+        let e =
+            record_blocks(&bytes[..bytes.len() - 1], 4, Some(Path::new("f")), ReaderOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::TruncatedPayload { .. }));
+        assert_eq!(e.position().unwrap().record, 9);
     }
 
     #[test]

@@ -33,11 +33,7 @@ pub struct RecordWriter<W: Write> {
 impl<W: Write> RecordWriter<W> {
     /// Writes to `inner` through a buffer.
     pub fn new(inner: W) -> Self {
-        Self {
-            inner: BufWriter::with_capacity(WRITE_BUFFER, inner),
-            records: 0,
-            bytes: 0,
-        }
+        Self { inner: BufWriter::with_capacity(WRITE_BUFFER, inner), records: 0, bytes: 0 }
     }
 
     /// Appends one record: length, masked CRC of the length, payload, masked
@@ -50,8 +46,7 @@ impl<W: Write> RecordWriter<W> {
         header[8..].copy_from_slice(&masked_crc32c(&len).to_le_bytes());
         self.inner.write_all(&header)?;
         self.inner.write_all(payload)?;
-        self.inner
-            .write_all(&masked_crc32c(payload).to_le_bytes())?;
+        self.inner.write_all(&masked_crc32c(payload).to_le_bytes())?;
         self.records += 1;
         self.bytes += (crate::HEADER_LEN + payload.len() + crate::FOOTER_LEN) as u64;
         Ok(())
@@ -76,9 +71,7 @@ impl<W: Write> RecordWriter<W> {
 
     /// Flushes the buffer and returns the inner writer.
     pub fn into_inner(self) -> io::Result<W> {
-        self.inner
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)
+        self.inner.into_inner().map_err(io::IntoInnerError::into_error)
     }
 
     /// The inner writer (some bytes may still sit in the buffer).
@@ -132,15 +125,8 @@ impl AtomicFile {
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|source| Error::File {
-                path: temp.clone(),
-                source,
-            })?;
-        Ok(Self {
-            file: Some(file),
-            temp,
-            path,
-        })
+            .map_err(|source| Error::File { path: temp.clone(), source })?;
+        Ok(Self { file: Some(file), temp, path })
     }
 
     /// The final path.
@@ -191,10 +177,7 @@ impl Write for AtomicFile {
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file
-            .as_mut()
-            .expect("present until commit")
-            .write_all(buf)
+        self.file.as_mut().expect("present until commit").write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -213,10 +196,7 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(path)?;
-    f.write_all(bytes).map_err(|source| Error::File {
-        path: f.temp_path().to_path_buf(),
-        source,
-    })?;
+    f.write_all(bytes).map_err(|source| Error::File { path: f.temp_path().to_path_buf(), source })?;
     f.commit()
 }
 
@@ -259,21 +239,16 @@ impl FileWriter {
         let path = path.as_ref().to_path_buf();
         let file = AtomicFile::create(&path)?;
         let sink = compression.encoder(BufWriter::with_capacity(WRITE_BUFFER, file));
-        Ok(Self {
-            inner: RecordWriter::new(sink),
-            path,
-        })
+        Ok(Self { inner: RecordWriter::new(sink), path })
     }
 
     /// Appends one record.
     #[inline]
     pub fn write_record(&mut self, payload: &[u8]) -> Result<()> {
-        self.inner
-            .write_record(payload)
-            .map_err(|source| Error::Io {
-                at: Position::new(Some(&self.path), self.inner.bytes(), self.inner.records()),
-                source,
-            })
+        self.inner.write_record(payload).map_err(|source| Error::Io {
+            at: Position::new(Some(&self.path), self.inner.bytes(), self.inner.records()),
+            source,
+        })
     }
 
     /// Records written so far.
@@ -293,26 +268,13 @@ impl FileWriter {
     pub fn finish(self) -> Result<FileSummary> {
         let records = self.inner.records();
         let record_bytes = self.inner.bytes();
-        let err = |source| Error::File {
-            path: self.path.clone(),
-            source,
-        };
+        let err = |source| Error::File { path: self.path.clone(), source };
         let encoder = self.inner.into_inner().map_err(err)?;
         let buffered = encoder.finish().map_err(err)?;
         let file = buffered.into_inner().map_err(|e| err(e.into_error()))?;
-        let file_bytes = file
-            .file
-            .as_ref()
-            .expect("present until commit")
-            .metadata()
-            .map_err(err)?
-            .len();
+        let file_bytes = file.file.as_ref().expect("present until commit").metadata().map_err(err)?.len();
         file.commit()?;
-        Ok(FileSummary {
-            records,
-            record_bytes,
-            file_bytes,
-        })
+        Ok(FileSummary { records, record_bytes, file_bytes })
     }
 }
 
@@ -328,20 +290,10 @@ mod tests {
             let mut f = AtomicFile::create(&path).unwrap();
             f.write_all(b"partial").unwrap();
             assert!(f.temp_path().exists());
-            assert!(
-                !f.temp_path()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("part-")
-            );
+            assert!(!f.temp_path().file_name().unwrap().to_string_lossy().starts_with("part-"));
             // dropped without commit
         }
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "temporary file left behind"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "temporary file left behind");
         write_atomic(&path, b"v1").unwrap();
         write_atomic(&path, b"v2").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"v2");
@@ -358,9 +310,7 @@ mod tests {
     #[test]
     fn file_writer_every_compression() {
         let dir = tempfile::tempdir().unwrap();
-        let payloads: Vec<Vec<u8>> = (0..1000u32)
-            .map(|i| i.to_string().repeat(5).into_bytes())
-            .collect();
+        let payloads: Vec<Vec<u8>> = (0..1000u32).map(|i| i.to_string().repeat(5).into_bytes()).collect();
         for c in [Compression::None, Compression::Gzip, Compression::Zlib] {
             let path = dir.path().join(format!("f.tfrecord{}", c.suffix()));
             let mut w = FileWriter::create(&path, c).unwrap();

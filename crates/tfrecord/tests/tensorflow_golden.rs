@@ -15,11 +15,7 @@ fn data_dir() -> PathBuf {
 
 fn manifest() -> serde_json::Map<String, Value> {
     let text = std::fs::read_to_string(data_dir().join("MANIFEST.json")).unwrap();
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<Value>(&text).unwrap().as_object().unwrap().clone()
 }
 
 /// Reads a whole file with the streaming reader: (records, error).
@@ -67,11 +63,7 @@ fn every_manifest_file_is_covered() {
 fn compression_from_name_matches_manifest() {
     for (name, entry) in manifest() {
         let c = Compression::from_path(Path::new(&name));
-        assert_eq!(
-            c.tensorflow_name(),
-            entry["compression"].as_str().unwrap().replace("NONE", ""),
-            "{name}"
-        );
+        assert_eq!(c.tensorflow_name(), entry["compression"].as_str().unwrap().replace("NONE", ""), "{name}");
     }
 }
 
@@ -81,12 +73,7 @@ fn raw_files_match() {
         let Some(lengths) = entry.get("record_lengths") else {
             continue;
         };
-        let want: Vec<u64> = lengths
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
+        let want: Vec<u64> = lengths.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         let path = data_dir().join(&name);
         for (records, err) in [stream(&path, ReaderOptions::default()), mapped(&path)] {
             assert!(err.is_none(), "{name}: {err:?}");
@@ -108,12 +95,7 @@ fn check_feature(file: &str, i: usize, name: &str, f: &FeatureRef<'_>, want: &Va
     match (kind, f) {
         ("empty", FeatureRef::Empty) => {}
         ("int64", FeatureRef::Int64(l)) => {
-            let want: Vec<i64> = want["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_i64().unwrap())
-                .collect();
+            let want: Vec<i64> = want["values"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
             assert_eq!(l.int64s(), want, "{ctx}");
         }
         ("float", FeatureRef::Float(l)) => {
@@ -130,12 +112,8 @@ fn check_feature(file: &str, i: usize, name: &str, f: &FeatureRef<'_>, want: &Va
             assert_eq!(l.floats(), want, "{ctx}");
         }
         ("bytes", FeatureRef::Bytes(l)) => {
-            let want: Vec<Vec<u8>> = want["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().as_bytes().to_vec())
-                .collect();
+            let want: Vec<Vec<u8>> =
+                want["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().as_bytes().to_vec()).collect();
             let got: Vec<Vec<u8>> = l.bytes().into_iter().map(<[u8]>::to_vec).collect();
             assert_eq!(got, want, "{ctx}");
         }
@@ -159,9 +137,7 @@ fn example_files_match() {
             let mut seen = Vec::new();
             for entry in ExampleView::new(bytes).features() {
                 let (fname, f) = entry.unwrap();
-                let w = want
-                    .get(fname)
-                    .unwrap_or_else(|| panic!("{name} record {i}: unexpected feature {fname}"));
+                let w = want.get(fname).unwrap_or_else(|| panic!("{name} record {i}: unexpected feature {fname}"));
                 check_feature(&name, i, fname, &f, w);
                 seen.push(fname.to_string());
             }
@@ -172,10 +148,7 @@ fn example_files_match() {
             // prost agrees with the borrowed view.
             use prost::Message;
             let prost = sparky_tfrecord::proto::Example::decode(bytes.as_slice()).unwrap();
-            assert_eq!(
-                ExampleView::new(bytes).to_proto().unwrap().encode_to_vec(),
-                prost.encode_to_vec()
-            );
+            assert_eq!(ExampleView::new(bytes).to_proto().unwrap().encode_to_vec(), prost.encode_to_vec());
         }
         checked += 1;
     }
@@ -191,16 +164,8 @@ fn corrupt_files_fail_at_the_same_record_as_tensorflow() {
         }
         let before = entry["records_before_error"].as_u64().unwrap();
         let path = data_dir().join(&name);
-        for (how, (records, err)) in [
-            ("stream", stream(&path, ReaderOptions::default())),
-            ("mmap", mapped(&path)),
-        ] {
-            let err = err.unwrap_or_else(|| {
-                panic!(
-                    "{name} ({how}): read {} records and no error",
-                    records.len()
-                )
-            });
+        for (how, (records, err)) in [("stream", stream(&path, ReaderOptions::default())), ("mmap", mapped(&path))] {
+            let err = err.unwrap_or_else(|| panic!("{name} ({how}): read {} records and no error", records.len()));
             assert_eq!(records.len() as u64, before, "{name} ({how}): {err}");
             let pos = err.position().unwrap();
             assert_eq!(pos.record, before, "{name} ({how})");
@@ -209,31 +174,18 @@ fn corrupt_files_fail_at_the_same_record_as_tensorflow() {
                 // "DataLossError: corrupted record at 28" -> 28
                 Some(tf) => {
                     let offset: u64 = tf.rsplit(' ').next().unwrap().parse().unwrap();
-                    assert_eq!(
-                        err.tensorflow_offset(),
-                        Some(offset),
-                        "{name} ({how}): {err} vs {tf}"
-                    );
+                    assert_eq!(err.tensorflow_offset(), Some(offset), "{name} ({how}): {err} vs {tf}");
                     let kind_ok = if tf.contains("truncated") {
                         matches!(err, Error::TruncatedPayload { .. })
                     } else {
-                        matches!(
-                            err,
-                            Error::LengthChecksum { .. } | Error::PayloadChecksum { .. }
-                        )
+                        matches!(err, Error::LengthChecksum { .. } | Error::PayloadChecksum { .. })
                     };
                     assert!(kind_ok, "{name} ({how}): {err} vs {tf}");
                 }
                 // TensorFlow says nothing: the file ends inside a header. We do.
-                None => assert!(
-                    matches!(err, Error::TruncatedHeader { .. }),
-                    "{name}: {err}"
-                ),
+                None => assert!(matches!(err, Error::TruncatedHeader { .. }), "{name}: {err}"),
             }
-            assert!(
-                err.to_string().contains(&name),
-                "message names the file: {err}"
-            );
+            assert!(err.to_string().contains(&name), "message names the file: {err}");
         }
         checked += 1;
     }
@@ -245,10 +197,7 @@ fn skipping_corrupt_payloads_recovers_the_rest() {
     // flipped-payload-bit damages one payload of raw.tfrecord; skipping it
     // yields the other three records, and the count says one was lost.
     let path = data_dir().join("flipped-payload-bit.tfrecord");
-    let opts = ReaderOptions {
-        skip_corrupt_payloads: true,
-        ..Default::default()
-    };
+    let opts = ReaderOptions { skip_corrupt_payloads: true, ..Default::default() };
     let mut r = RecordReader::open(&path).unwrap().with_options(opts);
     let mut buf = Vec::new();
     let mut lengths = Vec::new();

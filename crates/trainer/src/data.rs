@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use sparky_tfrecord::example::{ExampleError, Int64SchemaDecoder};
-use sparky_tfrecord::{
-    Compression, HEADER_LEN, MappedFile, ReaderOptions, RecordReader, SliceReader,
-};
+use sparky_tfrecord::{Compression, MappedFile, ReaderOptions, RecordReader, SliceReader};
 
 use crate::TrainError;
 
@@ -29,10 +27,7 @@ pub fn feature_names() -> Vec<String> {
 /// The `part-*` files of a prepared folder (any compression), sorted; hidden
 /// and temporary files are ignored.
 pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
-    let io = |source| TrainError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io = |source| TrainError::Io { path: dir.to_path_buf(), source };
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(Result::ok)
@@ -96,38 +91,39 @@ impl Dataset {
     /// checksums); compressed files are one block each.
     pub fn open(dir: &Path, skip_corrupt: bool) -> Result<Self, TrainError> {
         let paths = part_files(dir)?;
-        let opts = ReaderOptions {
-            skip_corrupt_payloads: skip_corrupt,
-            ..ReaderOptions::default()
-        };
+        let opts = ReaderOptions { skip_corrupt_payloads: skip_corrupt, ..ReaderOptions::default() };
         let mut sources = Vec::with_capacity(paths.len());
         let mut blocks = Vec::new();
         let mut total = Some(0u64);
         for (i, p) in paths.iter().enumerate() {
             if Compression::from_path(p) == Compression::None {
                 let m = MappedFile::open(p)?;
-                let (file_blocks, n) = scan_blocks(&m, i, opts)?;
-                blocks.extend(file_blocks);
-                total = total.map(|t| t + n);
+                let runs = sparky_tfrecord::record_blocks(m.bytes(), BLOCK_RECORDS, Some(p), opts)?;
+                let mut n = 0;
+                for (range, first) in runs {
+                    n = first;
+                    blocks.push(Block {
+                        file: i,
+                        start: range.start as u64,
+                        end: range.end as u64,
+                        first_record: first,
+                    });
+                }
+                let last = blocks.last().filter(|b| b.file == i);
+                let in_file = last.map_or(0, |b| {
+                    n + SliceReader::new(&m.bytes()[b.start as usize..b.end as usize])
+                        .with_options(ReaderOptions { verify_checksums: false, ..opts })
+                        .count() as u64
+                });
+                total = total.map(|t| t + in_file);
                 sources.push(Source::Mapped(m));
             } else {
-                blocks.push(Block {
-                    file: i,
-                    start: 0,
-                    end: u64::MAX,
-                    first_record: 0,
-                });
+                blocks.push(Block { file: i, start: 0, end: u64::MAX, first_record: 0 });
                 total = None;
                 sources.push(Source::Stream(p.clone()));
             }
         }
-        Ok(Self {
-            paths,
-            sources,
-            blocks,
-            records: total,
-            opts,
-        })
+        Ok(Self { paths, sources, blocks, records: total, opts })
     }
 
     /// Number of blocks.
@@ -159,11 +155,7 @@ impl Dataset {
         let path = &self.paths[block.file];
         let mut row = [0i64; 40];
         let mut stats = BlockStats::default();
-        let decode_err = |record: u64, e: ExampleError| TrainError::Example {
-            path: path.clone(),
-            record,
-            source: e,
-        };
+        let decode_err = |record: u64, e: ExampleError| TrainError::Example { path: path.clone(), record, source: e };
         match &self.sources[block.file] {
             Source::Mapped(m) => {
                 let bytes = &m.bytes()[block.start as usize..block.end as usize];
@@ -174,9 +166,7 @@ impl Dataset {
                 while let Some(rec) = r.next_record() {
                     let rec = rec?;
                     let index = r.records() - 1;
-                    decoder
-                        .decode(rec, &mut row)
-                        .map_err(|e| decode_err(index, e))?;
+                    decoder.decode(rec, &mut row).map_err(|e| decode_err(index, e))?;
                     check_label(&row, path, index)?;
                     stats.rows += 1;
                     if let Flow::Stop = f(&row) {
@@ -190,9 +180,7 @@ impl Dataset {
                 let mut buf = Vec::new();
                 while r.read_record(&mut buf)? {
                     let index = r.records_read() + r.skipped() - 1;
-                    decoder
-                        .decode(&buf, &mut row)
-                        .map_err(|e| decode_err(index, e))?;
+                    decoder.decode(&buf, &mut row).map_err(|e| decode_err(index, e))?;
                     check_label(&row, path, index)?;
                     stats.rows += 1;
                     if let Flow::Stop = f(&row) {
@@ -210,81 +198,8 @@ fn check_label(row: &Row, path: &Path, record: u64) -> Result<(), TrainError> {
     if row[0] == 0 || row[0] == 1 {
         Ok(())
     } else {
-        Err(TrainError::Label {
-            path: path.to_path_buf(),
-            record,
-            value: row[0],
-        })
+        Err(TrainError::Label { path: path.to_path_buf(), record, value: row[0] })
     }
-}
-
-/// Splits a mapped file into blocks of [`BLOCK_RECORDS`] records, checking
-/// each length field against its checksum on the way.
-fn scan_blocks(
-    m: &MappedFile,
-    file: usize,
-    opts: ReaderOptions,
-) -> Result<(Vec<Block>, u64), TrainError> {
-    let bytes = m.bytes();
-    let mut blocks = Vec::new();
-    let mut pos = 0usize;
-    let mut n = 0u64;
-    let mut start = 0usize;
-    let mut first = 0u64;
-    while pos < bytes.len() {
-        // Validate the header exactly as the reader will (truncation, length
-        // checksum, limit) by reading this one record without its payload check.
-        let header_opts = ReaderOptions {
-            verify_checksums: true,
-            ..opts
-        };
-        if bytes.len() - pos < HEADER_LEN {
-            // Let the reader produce the proper error.
-            SliceReader::new(&bytes[pos..])
-                .with_path(m.path())
-                .with_options(header_opts)
-                .with_start(pos as u64, n)
-                .next()
-                .transpose()?;
-            break;
-        }
-        let len = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8 bytes"));
-        let crc = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4 bytes"));
-        let total = HEADER_LEN as u64 + len + 4;
-        if sparky_tfrecord::crc::masked_crc32c(&bytes[pos..pos + 8]) != crc
-            || len > opts.max_record_len
-            || total > (bytes.len() - pos) as u64
-        {
-            // Damaged framing: the reader reports it with its position.
-            let mut r = SliceReader::new(&bytes[pos..])
-                .with_path(m.path())
-                .with_options(header_opts)
-                .with_start(pos as u64, n);
-            r.next().transpose()?;
-            unreachable!("a damaged header is an error");
-        }
-        pos += total as usize;
-        n += 1;
-        if n - first == BLOCK_RECORDS {
-            blocks.push(Block {
-                file,
-                start: start as u64,
-                end: pos as u64,
-                first_record: first,
-            });
-            start = pos;
-            first = n;
-        }
-    }
-    if pos > start {
-        blocks.push(Block {
-            file,
-            start: start as u64,
-            end: pos as u64,
-            first_record: first,
-        });
-    }
-    Ok((blocks, n))
 }
 
 /// A deterministic permutation of `0..n` for `seed` (SplitMix64 and

@@ -27,9 +27,7 @@ use sparky_criteo::prepare::read_prepared;
 use sparky_events::EventWriter;
 use sparky_export::{CHECKPOINT_TYPE, ExportError, ExtraWriter, envelope};
 use sparky_linear::layout::{NUM_CAT, NUM_INT};
-use sparky_linear::{
-    CatEncoding, Evaluator, IntTransform, Layout, Metrics, OptimizerConfig, SharedModel, Worker,
-};
+use sparky_linear::{CatEncoding, Evaluator, IntTransform, Layout, Metrics, OptimizerConfig, SharedModel, Worker};
 use sparky_proto::sparky::model::v1 as pb;
 use sparky_tfrecord::example::{ExampleError, Int64SchemaDecoder};
 
@@ -100,10 +98,7 @@ pub enum TrainError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TrainError::Io { path: path.to_path_buf(), source }
 }
 
 /// Everything a training run needs; build with [`TrainConfig::new`] and
@@ -243,11 +238,7 @@ pub fn newest_checkpoint(job_dir: &Path) -> Option<(u64, PathBuf)> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let step = name
-                .strip_prefix("ckpt-")?
-                .strip_suffix(".pb")?
-                .parse::<u64>()
-                .ok()?;
+            let step = name.strip_prefix("ckpt-")?.strip_suffix(".pb")?.parse::<u64>().ok()?;
             Some((step, e.path()))
         })
         .max_by_key(|(s, _)| *s)
@@ -268,12 +259,8 @@ fn find_artifacts(cfg: &TrainConfig) -> Result<PathBuf, TrainError> {
             )));
         }
     };
-    let loaded_crc = crc32c_of(&dir.join(artifacts::MANIFEST_FILE)).map_err(|e| {
-        TrainError::Artifacts(format!(
-            "{}: {e}",
-            dir.join(artifacts::MANIFEST_FILE).display()
-        ))
-    })?;
+    let loaded_crc = crc32c_of(&dir.join(artifacts::MANIFEST_FILE))
+        .map_err(|e| TrainError::Artifacts(format!("{}: {e}", dir.join(artifacts::MANIFEST_FILE).display())))?;
     for (what, p) in [("training", train), ("evaluation", recorded(&cfg.eval_dir))] {
         if let Some(p) = p {
             if p.artifacts.manifest_crc32c != loaded_crc {
@@ -299,11 +286,7 @@ fn crc32c_of(path: &Path) -> std::io::Result<u32> {
 }
 
 /// Scores every example of a dataset with a snapshot of the model.
-pub fn evaluate(
-    model: &sparky_linear::LinearModel,
-    data: &Dataset,
-    threads: usize,
-) -> Result<Metrics, TrainError> {
+pub fn evaluate(model: &sparky_linear::LinearModel, data: &Dataset, threads: usize) -> Result<Metrics, TrainError> {
     let next = AtomicUsize::new(0);
     let results: Vec<Result<Evaluator, TrainError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
@@ -326,10 +309,7 @@ pub fn evaluate(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("evaluation thread panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("evaluation thread panicked")).collect()
     });
     let mut all = Evaluator::new();
     for r in results {
@@ -387,10 +367,7 @@ pub fn run(
                 std::fs::remove_dir_all(&sub).map_err(io_err(&sub))?;
             }
         }
-        for e in std::fs::read_dir(&cfg.job_dir)
-            .map_err(io_err(&cfg.job_dir))?
-            .filter_map(Result::ok)
-        {
+        for e in std::fs::read_dir(&cfg.job_dir).map_err(io_err(&cfg.job_dir))?.filter_map(Result::ok) {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with("events.out.tfevents.") || n == "metrics.json" {
                 std::fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
@@ -417,30 +394,10 @@ pub fn run(
                     cfg.optimizer.kind
                 )));
             }
-            let blocks = if ck.blocks_in_epoch as usize <= train.blocks() {
-                ck.blocks_in_epoch
-            } else {
-                0
-            };
-            (
-                shared,
-                Position {
-                    epoch: ck.epoch,
-                    blocks_done: blocks,
-                    examples: ck.examples_seen,
-                },
-                Some(step),
-            )
+            let blocks = if ck.blocks_in_epoch as usize <= train.blocks() { ck.blocks_in_epoch } else { 0 };
+            (shared, Position { epoch: ck.epoch, blocks_done: blocks, examples: ck.examples_seen }, Some(step))
         }
-        None => (
-            SharedModel::new(layout, opt),
-            Position {
-                epoch: 0,
-                blocks_done: 0,
-                examples: 0,
-            },
-            None,
-        ),
+        None => (SharedModel::new(layout, opt), Position { epoch: 0, blocks_done: 0, examples: 0 }, None),
     };
 
     let mut train_events = EventWriter::create(&cfg.job_dir).map_err(io_err(&cfg.job_dir))?;
@@ -450,11 +407,8 @@ pub fn run(
     let planned_done = |step: u64, pos: &Position| {
         cfg.train_steps.is_some_and(|n| step >= n) || cfg.epochs.is_some_and(|e| pos.epoch >= e)
     };
-    let mut next_eval = if cfg.eval_every > 0 {
-        (shared.global_step() / cfg.eval_every + 1) * cfg.eval_every
-    } else {
-        u64::MAX
-    };
+    let mut next_eval =
+        if cfg.eval_every > 0 { (shared.global_step() / cfg.eval_every + 1) * cfg.eval_every } else { u64::MAX };
     let mut last_checkpoint = Instant::now();
     let mut train_seconds = 0.0;
     let mut run_examples = 0u64;
@@ -469,65 +423,54 @@ pub fn run(
         let start_step = shared.global_step();
         let target = ((start_step / log_every) + 1) * log_every;
         let limit = cfg.train_steps.unwrap_or(u64::MAX);
-        let order = data::shuffled(
-            train.blocks(),
-            cfg.seed ^ pos.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
+        let order = data::shuffled(train.blocks(), cfg.seed ^ pos.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let claimed = AtomicU64::new(pos.blocks_done);
         let pause = AtomicBool::new(false);
         let round_start = Instant::now();
-        let outcomes: Vec<Result<(sparky_linear::train::LossStats, u64, u64), TrainError>> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..cfg.threads)
-                    .map(|_| {
-                        s.spawn(|| {
-                            let mut worker = Worker::new(&shared, cfg.batch_size);
-                            let mut decoder = Int64SchemaDecoder::new(&data::feature_names());
-                            let mut examples = 0u64;
-                            let mut skipped = 0u64;
-                            let mut hard_stop = false;
-                            while !pause.load(Ordering::Relaxed) && !hard_stop {
-                                let k = claimed.fetch_add(1, Ordering::Relaxed);
-                                if k >= total_blocks {
-                                    break;
+        let outcomes: Vec<Result<(sparky_linear::train::LossStats, u64, u64), TrainError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..cfg.threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut worker = Worker::new(&shared, cfg.batch_size);
+                        let mut decoder = Int64SchemaDecoder::new(&data::feature_names());
+                        let mut examples = 0u64;
+                        let mut skipped = 0u64;
+                        let mut hard_stop = false;
+                        while !pause.load(Ordering::Relaxed) && !hard_stop {
+                            let k = claimed.fetch_add(1, Ordering::Relaxed);
+                            if k >= total_blocks {
+                                break;
+                            }
+                            let stats = train.read_block(order[k as usize], &mut decoder, |row| {
+                                let (ints, ids) = split(row);
+                                let (_, stepped) = worker.train(ints, ids, row[0] == 1);
+                                examples += 1;
+                                if stepped {
+                                    let step = shared.global_step();
+                                    if step >= limit || stop.load(Ordering::Relaxed) || shared.diverged() {
+                                        // Exact stops: the step limit, a signal, divergence.
+                                        hard_stop = true;
+                                        pause.store(true, Ordering::Relaxed);
+                                        return Flow::Stop;
+                                    }
+                                    if step >= target {
+                                        // Soft stop: finish this block first.
+                                        pause.store(true, Ordering::Relaxed);
+                                    }
                                 }
-                                let stats =
-                                    train.read_block(order[k as usize], &mut decoder, |row| {
-                                        let (ints, ids) = split(row);
-                                        let (_, stepped) = worker.train(ints, ids, row[0] == 1);
-                                        examples += 1;
-                                        if stepped {
-                                            let step = shared.global_step();
-                                            if step >= limit
-                                                || stop.load(Ordering::Relaxed)
-                                                || shared.diverged()
-                                            {
-                                                // Exact stops: the step limit, a signal, divergence.
-                                                hard_stop = true;
-                                                pause.store(true, Ordering::Relaxed);
-                                                return Flow::Stop;
-                                            }
-                                            if step >= target {
-                                                // Soft stop: finish this block first.
-                                                pause.store(true, Ordering::Relaxed);
-                                            }
-                                        }
-                                        Flow::Continue
-                                    })?;
-                                skipped += stats.skipped;
-                            }
-                            if !(hard_stop && shared.global_step() >= limit) {
-                                worker.end_batch();
-                            }
-                            Ok((worker.take_stats(), examples, skipped))
-                        })
+                                Flow::Continue
+                            })?;
+                            skipped += stats.skipped;
+                        }
+                        if !(hard_stop && shared.global_step() >= limit) {
+                            worker.end_batch();
+                        }
+                        Ok((worker.take_stats(), examples, skipped))
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("training thread panicked"))
-                    .collect()
-            });
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("training thread panicked")).collect()
+        });
         let secs = round_start.elapsed().as_secs_f64();
         train_seconds += secs;
         let mut loss = sparky_linear::train::LossStats::default();
@@ -565,10 +508,7 @@ pub fn run(
                     step,
                     &[
                         ("loss", loss.mean()),
-                        (
-                            "global_step/sec",
-                            (step - start_step) as f64 / secs.max(1e-9),
-                        ),
+                        ("global_step/sec", (step - start_step) as f64 / secs.max(1e-9)),
                         ("examples/sec", rate),
                         ("epoch", epoch_frac),
                     ],
@@ -576,13 +516,7 @@ pub fn run(
                 .map_err(io_err(train_events.path()))?;
             train_events.flush().map_err(io_err(train_events.path()))?;
         }
-        let mut line = LogLine {
-            step,
-            epoch: epoch_frac,
-            loss: loss.mean(),
-            examples_per_sec: rate,
-            eval: None,
-        };
+        let mut line = LogLine { step, epoch: epoch_frac, loss: loss.mean(), examples_per_sec: rate, eval: None };
         if step >= next_eval {
             let m = evaluate(&shared.snapshot(), &eval, cfg.threads)?;
             write_eval_events(&mut eval_events, step, &m)?;
@@ -675,11 +609,7 @@ fn write_eval_events(w: &mut EventWriter, step: u64, m: &Metrics) -> Result<(), 
 }
 
 /// Writes `ckpt-<step>.pb` and keeps the three newest.
-fn save_checkpoint(
-    cfg: &TrainConfig,
-    shared: &SharedModel,
-    pos: Position,
-) -> Result<(), TrainError> {
+fn save_checkpoint(cfg: &TrainConfig, shared: &SharedModel, pos: Position) -> Result<(), TrainError> {
     let dir = checkpoint_dir(&cfg.job_dir);
     let step = shared.global_step();
     let ck = shared.checkpoint(pos.epoch, pos.blocks_done, pos.examples, cfg.seed);
@@ -689,11 +619,7 @@ fn save_checkpoint(
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let s = name
-                .strip_prefix("ckpt-")?
-                .strip_suffix(".pb")?
-                .parse::<u64>()
-                .ok()?;
+            let s = name.strip_prefix("ckpt-")?.strip_suffix(".pb")?.parse::<u64>().ok()?;
             Some((s, e.path()))
         })
         .collect();

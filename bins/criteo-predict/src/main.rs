@@ -1,0 +1,151 @@
+//! `criteo-predict`: scores rows with an exported model. See `criteo-predict --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use sparky_cli::{human_bytes, human_rate};
+use sparky_export::ExportDir;
+use sparky_predict::{InputFormat, OutputFormat, PredictConfig, PredictError, Scorer};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InputFormatArg {
+    /// TFRecords of prepared Examples (criteo-prepare output; any compression).
+    Tfrecord,
+    /// Raw Criteo TSV, prepared on the fly with the export's artifacts: 39 fields,
+    /// or 40 with a label first (then log loss and AUC are printed too).
+    Tsv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// JSON lines: {"id": N, "classes": ["0", "1"], "scores": [p0, p1]}.
+    Json,
+    /// Parquet with columns id, score_0, score_1.
+    Parquet,
+}
+
+/// Scores rows with a model exported by criteo-train, as the guide's Cloud ML
+/// Engine batch prediction did.
+///
+/// Batch: each input file becomes one output part,
+/// OUTPUT/prediction.results-00000-of-00004 ..., one JSON line per row in
+/// input order: {"id": N, "classes": ["0", "1"], "scores": [p0, p1]} with
+/// p0 = 1 - p1 = 1 - p(click); "id" appears where the input carries one
+/// (criteo-prepare --mode predict output) and is the 0-based line number for
+/// TSV input. Rows that cannot be scored are listed with their position and
+/// reason in OUTPUT/prediction.errors_stats-00000-of-00001 (or stop the run
+/// with --strict). _SUCCESS is written last.
+///
+/// Streaming: --input - --output - reads TSV lines from standard input and
+/// answers each with one JSON line on standard output, flushed as it goes.
+///
+/// Examples:
+///
+///   criteo-predict --model job --input prepared/test --output predictions
+///
+///   tail -n 5 test.txt | criteo-predict --model job --input - --output -
+#[derive(Debug, Parser)]
+#[command(name = "criteo-predict", version, after_help = sparky_cli::EXIT_CODES_HELP)]
+struct Args {
+    /// An export folder, or a job folder (then its newest export under export/Servo/).
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+
+    /// A folder of part-* files, a file, a glob (quote it), or - for standard input (streaming).
+    #[arg(long, value_name = "PATH")]
+    input: PathBuf,
+
+    /// The output folder, or - for standard output (streaming, with --input -).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+
+    /// What the input holds [default: tsv for standard input, tfrecord otherwise].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    input_format: Option<InputFormatArg>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+    format: FormatArg,
+
+    /// Stop at the first row that cannot be scored, instead of listing it.
+    #[arg(long)]
+    strict: bool,
+
+    /// Replace the output folder's contents.
+    #[arg(long)]
+    overwrite: bool,
+
+    /// Worker threads [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn run(args: Args) -> Result<(), PredictError> {
+    let export = ExportDir::load(&args.model)?;
+    let scorer = Scorer::new(export);
+    let stdin = args.input.as_os_str() == "-";
+    let stdout = args.output.as_os_str() == "-";
+    let input_format = match args.input_format {
+        Some(InputFormatArg::Tsv) => InputFormat::Tsv,
+        Some(InputFormatArg::Tfrecord) => InputFormat::Tfrecord,
+        None if stdin => InputFormat::Tsv,
+        None => InputFormat::Tfrecord,
+    };
+    if stdin || stdout {
+        if !(stdin && stdout) {
+            return Err(PredictError::Config("streaming needs both --input - and --output -".into()));
+        }
+        if input_format != InputFormat::Tsv || matches!(args.format, FormatArg::Parquet) {
+            return Err(PredictError::Config("streaming reads TSV and writes JSON lines".into()));
+        }
+        let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+        let (ok, bad) = sparky_predict::run_stream(&scorer, &mut input, std::io::stdout().lock(), args.strict)?;
+        if !args.quiet {
+            eprintln!("criteo-predict: {ok} lines scored, {bad} in error");
+        }
+        return Ok(());
+    }
+    let cfg = PredictConfig {
+        inputs: sparky_predict::resolve_inputs(&args.input, input_format)?,
+        output: args.output.clone(),
+        input_format,
+        output_format: match args.format {
+            FormatArg::Json => OutputFormat::Json,
+            FormatArg::Parquet => OutputFormat::Parquet,
+        },
+        strict: args.strict,
+        overwrite: args.overwrite,
+        threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+    };
+    let s = sparky_predict::run_batch(&scorer, &cfg)?;
+    if !args.quiet {
+        eprintln!(
+            "criteo-predict: {} rows scored ({} could not be) with {} in {:.2} s ({}); {} parts, {} in {}",
+            s.rows,
+            s.errors,
+            scorer.export_dir().display(),
+            s.seconds,
+            human_rate(s.rows, s.seconds),
+            s.parts.len(),
+            human_bytes(s.bytes),
+            cfg.output.display()
+        );
+        if let Some(m) = s.metrics {
+            eprintln!(
+                "criteo-predict: labelled input: log_loss {:.5} auc {:.5} accuracy {:.4} examples {}",
+                m.log_loss, m.auc, m.accuracy, m.examples
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    sparky_cli::main_wrapper("criteo-predict", || run(args))
+}
