@@ -247,7 +247,7 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
             );
         }
     };
-    let s = sparky_trainer::run(&cfg, &STOP, &log, None)?;
+    let s = sparky_trainer::run(&cfg, &STOP, &log)?;
     if let Some(r) = s.resumed_from {
         eprintln!("criteo-train: resumed from step {r}");
     }

@@ -426,10 +426,10 @@ fn parse_csv(path: &Path, data: &[u8]) -> Result<Vec<Vec<(Value, u64)>>, Artifac
         if count == 0 {
             return Err(err(line, "count 0".into()));
         }
-        if let Some((_, prev)) = col.last() {
-            if *prev < count {
-                return Err(err(line, format!("count {count} above the previous rank's {prev}: not in rank order")));
-            }
+        if let Some((_, prev)) = col.last()
+            && *prev < count
+        {
+            return Err(err(line, format!("count {count} above the previous rank's {prev}: not in rank order")));
         }
         col.push((Value::from_text(&fields[1]), count));
     }

@@ -337,15 +337,14 @@ fn row_values(row: &Row<'_>, first: i64, vocab: &Vocabulary, out: &mut [i64; ROW
 fn for_each_line(chunk: &Chunk, bytes: &[u8], mut f: impl FnMut(u64, u64, &[u8]) -> bool) {
     let data = &bytes[chunk.start..chunk.end];
     let mut start = 0;
-    let mut n = 0u64;
-    for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for (n, end) in (0u64..).zip(ends) {
         if end == data.len() && start == data.len() {
             break; // the chunk ended with '\n'
         }
         if !f(chunk.first_line + n, chunk.global_line + n, &data[start..end]) {
             return;
         }
-        n += 1;
         start = end + 1;
     }
 }
@@ -672,7 +671,9 @@ fn transform_chunk(
             OutputFormat::Tfrecord => {
                 SegmentData::Framed(Vec::with_capacity(chunk.end - chunk.start + (chunk.end - chunk.start) * 5))
             }
-            OutputFormat::Parquet => SegmentData::Columns(vec![Vec::with_capacity(chunk.lines as usize); ROW_VALUES]),
+            OutputFormat::Parquet => {
+                SegmentData::Columns((0..ROW_VALUES).map(|_| Vec::with_capacity(chunk.lines as usize)).collect())
+            }
         },
     };
     let mut part_end_line = 0u64; // relative global line where the current part ends

@@ -6,7 +6,9 @@
 //! - [`ExportDir`]: a self-contained export folder,
 //!   `JOB_DIR/export/Servo/<epoch seconds>/`, holding the weights
 //!   (`model.pb`), the preprocessing artifacts the model was trained with
-//!   (`artifacts/`), and `manifest.json` (format version, feature spec,
+//!   (`artifacts/`), a TensorFlow SavedModel (`saved_model.pb`, whose
+//!   `serving_default` signature scores serialized `tf.Example`s), and
+//!   `manifest.json` (format version, feature spec,
 //!   training flags, metrics at export, and the size and CRC32C of every
 //!   file). An export is written in a hidden folder and renamed into place
 //!   when complete; loading checks every checksum.
@@ -248,10 +250,44 @@ fn file_entry(dir: &Path, rel: &str) -> Result<FileEntry, ExportError> {
     Ok(FileEntry { file: rel.to_string(), bytes: bytes.len() as u64, crc32c: crc32c::crc32c(&bytes) })
 }
 
-/// An extra writer of export files (for example a TensorFlow SavedModel):
-/// given the unfinished export folder and the model, it writes its files and
-/// returns their paths relative to the folder.
-pub type ExtraWriter<'a> = &'a dyn Fn(&Path, &LinearModel) -> Result<Vec<String>, ExportError>;
+/// The TensorFlow view of a model, for the SavedModel in every export:
+/// the same features, weights and float32 arithmetic (see
+/// [`sparky_savedmodel`]).
+#[must_use]
+pub fn scoring_model(model: &LinearModel) -> sparky_savedmodel::ScoringModel<'_> {
+    use sparky_linear::layout::{MISSING_INT, NUM_CAT, NUM_INT, bucket_boundaries};
+    use sparky_savedmodel::{CatInput, IntInput};
+    let layout = &model.layout;
+    let w = &model.weights;
+    let int_features = (0..NUM_INT)
+        .map(|i| {
+            let r = layout.int_range(i);
+            let input = match layout.int_transform() {
+                sparky_linear::IntTransform::LogBuckets => {
+                    IntInput::Buckets { boundaries: bucket_boundaries(), weights: &w[r] }
+                }
+                sparky_linear::IntTransform::Log1p => {
+                    IntInput::Log1p { missing_value: MISSING_INT, missing_weight: w[r.start], weight: w[r.start + 1] }
+                }
+            };
+            (format!("integer-feature-{}", i + 1), input)
+        })
+        .collect();
+    let cat_features = (0..NUM_CAT)
+        .map(|c| {
+            let r = layout.cat_range(c);
+            let input = match layout.cat_encoding() {
+                sparky_linear::CatEncoding::OneHot => CatInput::OneHot { weights: &w[r] },
+                sparky_linear::CatEncoding::RankAsNumber => CatInput::RankAsNumber { weight: w[r.start] },
+            };
+            (format!("categorical-feature-{}", c + 1), input)
+        })
+        .collect();
+    sparky_savedmodel::ScoringModel { bias: w[0], int_features, cat_features }
+}
+
+/// The SavedModel file in an export.
+pub const SAVED_MODEL_FILE: &str = "saved_model.pb";
 
 /// Writes an export of `model` under `base` (`JOB_DIR/export/Servo`), named by
 /// the current time in seconds (or the next free second). Returns its folder.
@@ -262,7 +298,6 @@ pub fn write_export(
     global_step: u64,
     flags: BTreeMap<String, serde_json::Value>,
     metrics: Option<Metrics>,
-    extra: Option<ExtraWriter<'_>>,
 ) -> Result<PathBuf, ExportError> {
     std::fs::create_dir_all(base).map_err(io_err(base))?;
     let mut secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -288,9 +323,9 @@ pub fn write_export(
             format!("{ARTIFACTS_DIR}/{}", artifacts::COUNTS_FILE),
             format!("{ARTIFACTS_DIR}/{}", artifacts::MANIFEST_FILE),
         ];
-        if let Some(extra) = extra {
-            rels.extend(extra(&tmp, model)?);
-        }
+        sparky_savedmodel::write_saved_model(&tmp, &scoring_model(model))
+            .map_err(|e| ExportError::Invalid { path: tmp.join(SAVED_MODEL_FILE), what: e.to_string() })?;
+        rels.push(SAVED_MODEL_FILE.to_string());
         let files = rels.iter().map(|r| file_entry(&tmp, r)).collect::<Result<Vec<_>, _>>()?;
         let manifest = ExportManifest {
             format: EXPORT_FORMAT.into(),
@@ -416,8 +451,8 @@ mod tests {
     fn export_round_trip_and_newest() {
         let (dir, art, model) = setup();
         let base = dir.path().join("job/export/Servo");
-        let a = write_export(&base, &model, &art, 7, BTreeMap::new(), None, None).unwrap();
-        let b = write_export(&base, &model, &art, 9, BTreeMap::new(), None, None).unwrap();
+        let a = write_export(&base, &model, &art, 7, BTreeMap::new(), None).unwrap();
+        let b = write_export(&base, &model, &art, 9, BTreeMap::new(), None).unwrap();
         assert_ne!(a, b);
         let loaded = ExportDir::load(&dir.path().join("job")).unwrap();
         assert_eq!(loaded.dir, b);
@@ -429,10 +464,28 @@ mod tests {
     }
 
     #[test]
+    fn the_savedmodel_scores_like_the_model() {
+        let (dir, art, mut model) = setup();
+        for (i, w) in model.weights.iter_mut().enumerate() {
+            *w = ((i * 37 % 101) as f32 - 50.0) / 40.0;
+        }
+        let e = write_export(&dir.path().join("Servo"), &model, &art, 1, BTreeMap::new(), None).unwrap();
+        assert!(e.join(SAVED_MODEL_FILE).is_file());
+        let sm = scoring_model(&model);
+        for (k, x) in [-10i64, -1, 0, 1, 2, 7, 100, 1 << 40].into_iter().enumerate() {
+            let mut ints = [x; 13];
+            ints[k % 13] = 3;
+            let ids: [i64; 26] = std::array::from_fn(|c| (c as i64 + k as i64) % 4 - 1);
+            assert_eq!(sm.logit(&ints, &ids).to_bits(), model.logit(&ints, &ids).to_bits(), "x = {x}");
+            assert_eq!(sm.score(&ints, &ids).to_bits(), model.predict(&ints, &ids).to_bits());
+        }
+    }
+
+    #[test]
     fn damage_is_refused() {
         let (dir, art, model) = setup();
         let base = dir.path().join("export/Servo");
-        let e = write_export(&base, &model, &art, 1, BTreeMap::new(), None, None).unwrap();
+        let e = write_export(&base, &model, &art, 1, BTreeMap::new(), None).unwrap();
         let mpath = e.join(MODEL_FILE);
         let mut bytes = std::fs::read(&mpath).unwrap();
         let last = bytes.len() - 1;

@@ -71,7 +71,8 @@ pub enum IntTransform {
     /// One-hot logarithmic buckets ([`bucket_boundaries`]): captures any
     /// monotone or non-monotone effect of the count, and missingness.
     LogBuckets,
-    /// Two slots: a missing indicator, and `ln(1 + max(x, 0))` as a value.
+    /// Two slots: a missing indicator (`x == -10`), and `ln(1 + max(x, 0))`
+    /// as a value.
     Log1p,
 }
 
@@ -82,7 +83,7 @@ pub enum CatEncoding {
     /// One weight per vocabulary id; id 0 (and any id outside the vocabulary)
     /// is the shared out-of-vocabulary weight.
     OneHot,
-    /// The id as a number, `ln(1 + id)`, with one weight: the guide's literal
+    /// The id as a number, `ln(1 + max(id, 0))`, with one weight: the guide's literal
     /// suggestion, kept only to show how much worse it is.
     RankAsNumber,
 }
@@ -180,7 +181,7 @@ impl Layout {
             let x = ints[i];
             out[1 + i] = match self.int_transform {
                 IntTransform::LogBuckets => (base + int_bucket(x) as u32, 1.0),
-                IntTransform::Log1p if x <= MISSING_INT => (base, 1.0),
+                IntTransform::Log1p if x == MISSING_INT => (base, 1.0),
                 IntTransform::Log1p => (base + 1, (x.max(0) as f32).ln_1p()),
             };
         }
@@ -188,10 +189,10 @@ impl Layout {
             let base = self.offsets[NUM_INT + c] as u32;
             let v = self.vocab_sizes[c];
             let id = ids[c];
-            let id = if id < 0 || id as u64 > v { 0 } else { id as u32 };
             out[1 + NUM_INT + c] = match self.cat_encoding {
-                CatEncoding::OneHot => (base + id, 1.0),
-                CatEncoding::RankAsNumber => (base, (id as f32).ln_1p()),
+                // Ids outside the vocabulary share the out-of-vocabulary slot 0.
+                CatEncoding::OneHot => (base + if id < 0 || id as u64 > v { 0 } else { id as u32 }, 1.0),
+                CatEncoding::RankAsNumber => (base, (id as f32).max(0.0).ln_1p()),
             };
         }
     }

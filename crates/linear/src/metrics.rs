@@ -26,11 +26,13 @@ pub fn softplus(x: f64) -> f64 {
     if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
 }
 
-/// The logistic function.
+/// The logistic function in float32, rounded from a float64 evaluation (so
+/// it is within half an ulp of exact; TensorFlow's float32 `Sigmoid` kernel
+/// agrees to an ulp or two).
 #[inline]
 #[must_use]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    (1.0 / (1.0 + (-f64::from(x)).exp())) as f32
 }
 
 /// Log loss of one example from its logit: `-ln p` if clicked, else

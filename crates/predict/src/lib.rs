@@ -552,8 +552,7 @@ fn score_tsv_file(
             .map(|c| {
                 let mut out = Scored::default();
                 let text = &bytes[c.start..c.end];
-                let mut line_no = c.first_line;
-                for line in text.split(|&b| b == b'\n') {
+                for (line_no, line) in (c.first_line..).zip(text.split(|&b| b == b'\n')) {
                     if line.is_empty() && line_no >= c.first_line + c.lines {
                         break;
                     }
@@ -572,7 +571,6 @@ fn score_tsv_file(
                             out.errors.push(u);
                         }
                     }
-                    line_no += 1;
                 }
                 Ok(out)
             })

@@ -168,5 +168,17 @@ impl Error {
     }
 }
 
+impl From<Error> for io::Error {
+    /// Keeps the underlying I/O error's kind where there is one; data faults
+    /// become `InvalidData`. The message keeps the position.
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Io { source, .. } | Error::File { source, .. } => source.kind(),
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -787,10 +787,10 @@ impl Int64SchemaDecoder {
                 }
             }
         }
-        if found != self.names.len() {
-            if let Some(missing) = (0..self.names.len()).find(|&i| self.seen[i] != generation && !self.optional[i]) {
-                return Err(ExampleError::Missing { name: self.names[missing].clone() });
-            }
+        if found != self.names.len()
+            && let Some(missing) = (0..self.names.len()).find(|&i| self.seen[i] != generation && !self.optional[i])
+        {
+            return Err(ExampleError::Missing { name: self.names[missing].clone() });
         }
         Ok(())
     }
@@ -825,7 +825,7 @@ fn canonical_single_int64(entry: Wire<'_>) -> Option<(&[u8], std::result::Result
 
 fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least 1.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[inline]

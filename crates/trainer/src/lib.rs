@@ -25,7 +25,7 @@ use serde::Serialize;
 use sparky_criteo::artifacts;
 use sparky_criteo::prepare::read_prepared;
 use sparky_events::EventWriter;
-use sparky_export::{CHECKPOINT_TYPE, ExportError, ExtraWriter, envelope};
+use sparky_export::{CHECKPOINT_TYPE, ExportError, envelope};
 use sparky_linear::layout::{NUM_CAT, NUM_INT};
 use sparky_linear::{CatEncoding, Evaluator, IntTransform, Layout, Metrics, OptimizerConfig, SharedModel, Worker};
 use sparky_proto::sparky::model::v1 as pb;
@@ -336,12 +336,7 @@ struct Position {
 /// Runs training. `stop` requests a clean early end (a signal handler sets
 /// it): the current steps finish, then the model is evaluated, checkpointed
 /// and exported. `log` receives progress lines.
-pub fn run(
-    cfg: &TrainConfig,
-    stop: &AtomicBool,
-    log: &dyn Fn(&LogLine),
-    extra_export: Option<ExtraWriter<'_>>,
-) -> Result<TrainSummary, TrainError> {
+pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Result<TrainSummary, TrainError> {
     let t0 = Instant::now();
     if cfg.batch_size == 0 {
         return Err(TrainError::Config("--batch-size must be at least 1".into()));
@@ -407,8 +402,7 @@ pub fn run(
     let planned_done = |step: u64, pos: &Position| {
         cfg.train_steps.is_some_and(|n| step >= n) || cfg.epochs.is_some_and(|e| pos.epoch >= e)
     };
-    let mut next_eval =
-        if cfg.eval_every > 0 { (shared.global_step() / cfg.eval_every + 1) * cfg.eval_every } else { u64::MAX };
+    let mut next_eval = shared.global_step().checked_div(cfg.eval_every).map_or(u64::MAX, |k| (k + 1) * cfg.eval_every);
     let mut last_checkpoint = Instant::now();
     let mut train_seconds = 0.0;
     let mut run_examples = 0u64;
@@ -573,7 +567,6 @@ pub fn run(
             step,
             cfg.flags.clone(),
             Some(metrics),
-            extra_export,
         )?)
     } else {
         None
