@@ -119,6 +119,15 @@ impl AtomicFile {
             })?
             .to_string_lossy()
             .into_owned();
+        // Renaming over a device or a named pipe would replace it: refuse.
+        if let Ok(meta) = fs::metadata(&path)
+            && !meta.is_file()
+        {
+            return Err(Error::File {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "exists and is not a regular file"),
+            });
+        }
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let temp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let file = fs::OpenOptions::new()
@@ -298,6 +307,18 @@ mod tests {
         write_atomic(&path, b"v2").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"v2");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_file_refuses_to_replace_what_is_not_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = AtomicFile::create(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = AtomicFile::create("/dev/null").unwrap_err();
+            assert!(e.to_string().contains("/dev/null"), "{e}");
+        }
     }
 
     #[test]
