@@ -454,9 +454,21 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
         move |source| ArtifactError::Io { path, source }
     };
     let json = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    let csv = std::fs::read(&csv_path).map_err(io(&csv_path))?;
+    from_bytes(dir, &json, &csv)
+}
+
+/// Checks and loads artifacts from the bytes of their two files; `dir`
+/// names them in errors. [`load`] reads the files and calls this.
+///
+/// # Errors
+/// As [`load`], but for missing files.
+pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, ArtifactError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let csv_path = dir.join(COUNTS_FILE);
     // Check the format and version before the rest of the structure, so that
     // a newer or foreign manifest gets the right message.
-    let head: serde_json::Value = serde_json::from_slice(&json)
+    let head: serde_json::Value = serde_json::from_slice(json)
         .map_err(|source| ArtifactError::Manifest { path: manifest_path.clone(), source })?;
     let format = head.get("format").and_then(serde_json::Value::as_str).unwrap_or_default();
     if format != FORMAT {
@@ -471,8 +483,7 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     }
     let manifest: Manifest = serde_json::from_value(head)
         .map_err(|source| ArtifactError::Manifest { path: manifest_path.clone(), source })?;
-    let csv = std::fs::read(&csv_path).map_err(io(&csv_path))?;
-    let found = crc32c::crc32c(&csv);
+    let found = crc32c::crc32c(csv);
     if found != manifest.counts_csv.crc32c || csv.len() as u64 != manifest.counts_csv.bytes {
         return Err(ArtifactError::Checksum {
             path: csv_path,
@@ -482,7 +493,7 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
             found_bytes: csv.len() as u64,
         });
     }
-    let columns = parse_csv(&csv_path, &csv)?;
+    let columns = parse_csv(&csv_path, csv)?;
     let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
     if manifest.example_schema != ExampleSchema::default() {
         return Err(inconsistent("the Example schema differs from the one this build writes".into()));
@@ -506,7 +517,7 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
             columns.into_par_iter().map(ColumnVocab::from_ranked).collect()
         },
     };
-    Ok(Artifacts { manifest, vocabulary, manifest_crc32c: crc32c::crc32c(&json) })
+    Ok(Artifacts { manifest, vocabulary, manifest_crc32c: crc32c::crc32c(json) })
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@
 pub mod artifacts;
 pub mod input;
 pub mod parse;
-pub mod pgzip;
 pub mod prepare;
 pub mod schema;
 pub mod vocab;

@@ -22,14 +22,13 @@ use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sparky_tfrecord::AtomicFile;
 use sparky_tfrecord::crc::masked_crc32c;
 use sparky_tfrecord::example::Int64ExampleEncoder;
+use sparky_tfrecord::{AtomicFile, Compression};
 
 use crate::artifacts::{self, ArtifactError};
 use crate::input::{self, Chunk, InputError, Mapped, Source};
 use crate::parse::{Row, RowError, parse_line};
-use crate::pgzip;
 use crate::schema::{Mode, NUM_CAT, NUM_INT, ROW_VALUES};
 use crate::vocab::{Counts, Vocabulary};
 
@@ -104,6 +103,11 @@ pub struct PrepareConfig {
     pub first_part: usize,
     /// Global number of the first input line (the `id` of predict mode).
     pub first_line: u64,
+    /// Flush every part to disk (fsync) before it is renamed into place, so
+    /// that `_SUCCESS` also means "survives a power cut". Without it a killed
+    /// process still never leaves a complete-looking partial file; only an
+    /// operating-system crash could.
+    pub sync: bool,
 }
 
 /// A progress report shared with a display thread.
@@ -291,6 +295,7 @@ impl PrepareConfig {
             chunk_bytes: 4 << 20,
             first_part: 0,
             first_line: 0,
+            sync: true,
         }
     }
 
@@ -355,27 +360,6 @@ struct Reject {
     input: usize,
     line: u64,
     error: RowError,
-}
-
-/// One part's share of a chunk.
-enum SegmentData {
-    Framed(Vec<u8>),
-    Gzip(pgzip::Piece),
-    Columns(Vec<Vec<i64>>),
-}
-
-struct Segment {
-    part: usize,
-    rows: u64,
-    data: SegmentData,
-}
-
-struct ChunkOut {
-    segments: Vec<Segment>,
-    rejects: Vec<Reject>,
-    error: Option<Reject>,
-    bytes: u64,
-    rows: u64,
 }
 
 /// Runs `work` over every chunk on `threads` workers, handing results to
@@ -453,23 +437,11 @@ fn run_chunks<S: Send, T: Send, E>(
     })
 }
 
-/// The part of global line `g` (relative to the run's first line), given the
-/// total line count and part count: lines `[p*L/P, (p+1)*L/P)` go to `p`.
+/// The first line (relative to the run) of part `p`: parts split `lines`
+/// lines as `[p*L/P, (p+1)*L/P)`.
 #[inline]
-fn part_of(g: u64, lines: u64, parts: usize) -> usize {
-    // The largest p with p*L/P <= g.
-    let p = ((u128::from(g) * parts as u128 + parts as u128 - 1) / u128::from(lines.max(1))) as usize;
-    let p = p.min(parts - 1);
-    // Correct for rounding: move down while the start of p exceeds g.
-    let start = |p: usize| (u128::from(lines) * p as u128 / parts as u128) as u64;
-    let mut p = p;
-    while p > 0 && start(p) > g {
-        p -= 1;
-    }
-    while p + 1 < parts && start(p + 1) <= g {
-        p += 1;
-    }
-    p
+fn part_start(p: usize, lines: u64, parts: usize) -> u64 {
+    (u128::from(lines) * p as u128 / parts as u128) as u64
 }
 
 /// Checks the output folder and clears the old success marker.
@@ -537,8 +509,7 @@ fn count(
 
 /// An open part being written.
 enum PartWriter {
-    Plain(AtomicFile, u64),
-    Gzip(pgzip::GzipJoiner<AtomicFile>),
+    Records(sparky_tfrecord::compression::Encoder<std::io::BufWriter<AtomicFile>>),
     Parquet(Box<parquet::file::writer::SerializedFileWriter<AtomicFile>>, Vec<Vec<i64>>),
 }
 
@@ -581,11 +552,13 @@ fn write_row_group(
 impl PartWriter {
     fn open(cfg: &PrepareConfig, path: &Path) -> Result<Self, PrepareError> {
         let file = AtomicFile::create(path)?;
-        let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
         Ok(match (cfg.format, cfg.compression) {
-            (OutputFormat::Tfrecord, OutputCompression::None) => PartWriter::Plain(file, 0),
-            (OutputFormat::Tfrecord, OutputCompression::Gzip) => {
-                PartWriter::Gzip(pgzip::GzipJoiner::new(file).map_err(io)?)
+            (OutputFormat::Tfrecord, c) => {
+                let codec = match c {
+                    OutputCompression::None => Compression::None,
+                    OutputCompression::Gzip => Compression::Gzip,
+                };
+                PartWriter::Records(codec.encoder(std::io::BufWriter::with_capacity(1 << 20, file)))
             }
             (OutputFormat::Parquet, c) => {
                 use parquet::basic::{Compression, GzipLevel};
@@ -605,33 +578,10 @@ impl PartWriter {
         })
     }
 
-    fn append(&mut self, data: SegmentData, path: &Path) -> Result<(), PrepareError> {
-        let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
-        match (self, data) {
-            (PartWriter::Plain(f, n), SegmentData::Framed(bytes)) => {
-                f.write_all(&bytes).map_err(io)?;
-                *n += bytes.len() as u64;
-            }
-            (PartWriter::Gzip(g), SegmentData::Gzip(piece)) => g.append(&piece).map_err(io)?,
-            (PartWriter::Parquet(w, cols), SegmentData::Columns(mut add)) => {
-                for (c, a) in cols.iter_mut().zip(add.iter_mut()) {
-                    c.append(a);
-                }
-                if cols[0].len() >= PARQUET_ROW_GROUP {
-                    write_row_group(w, cols)
-                        .map_err(|source| PrepareError::Parquet { path: path.to_path_buf(), source })?;
-                }
-            }
-            _ => unreachable!("segment kinds follow the configuration"),
-        }
-        Ok(())
-    }
-
-    fn finish(self, path: &Path) -> Result<u64, PrepareError> {
+    fn finish(self, path: &Path, sync: bool) -> Result<u64, PrepareError> {
         let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
         let file = match self {
-            PartWriter::Plain(f, _) => f,
-            PartWriter::Gzip(g) => g.finish().map_err(io)?,
+            PartWriter::Records(enc) => enc.finish().map_err(io)?.into_inner().map_err(|e| io(e.into_error()))?,
             PartWriter::Parquet(mut w, mut cols) => {
                 let pq = |source| PrepareError::Parquet { path: path.to_path_buf(), source };
                 if !cols[0].is_empty() {
@@ -640,108 +590,123 @@ impl PartWriter {
                 w.into_inner().map_err(pq)?
             }
         };
-        file.commit()?;
+        if sync {
+            file.commit()?
+        } else {
+            file.commit_unsynced()?
+        }
         Ok(std::fs::metadata(path).map_err(io)?.len())
     }
 }
 
-/// Transforms one chunk into per-part segments.
-fn transform_chunk(
+/// What one part's worker produced.
+struct PartOut {
+    info: PartInfo,
+    rejects: Vec<Reject>,
+    rows: u64,
+}
+
+/// Writes part `p`: the lines `[part_start(p), part_start(p + 1))`, read from
+/// the chunks that overlap them, encoded into a reused buffer and written.
+#[allow(clippy::too_many_lines)]
+fn write_part(
     cfg: &PrepareConfig,
-    chunk: &Chunk,
-    bytes: &[u8],
+    p: usize,
+    inputs: &[Mapped],
+    chunks: &[Chunk],
     vocab: &Vocabulary,
     encoder: &Int64ExampleEncoder,
     total_lines: u64,
-) -> ChunkOut {
+    progress: &Progress,
+    abandon: &AtomicUsize,
+) -> Result<Option<PartOut>, PrepareError> {
+    let (lo, hi) = (part_start(p, total_lines, cfg.num_partitions), part_start(p + 1, total_lines, cfg.num_partitions));
+    let name = cfg.part_name(cfg.first_part + p);
+    let path = cfg.out_dir.join(&name);
+    let mut writer = PartWriter::open(cfg, &path)?;
+    let io = |source| PrepareError::Output { path: path.clone(), source };
     let skip = cfg.bad_lines == BadLines::Skip;
-    let mut out = ChunkOut {
-        segments: Vec::new(),
-        rejects: Vec::new(),
-        error: None,
-        bytes: (chunk.end - chunk.start) as u64,
-        rows: 0,
-    };
+    let mut rejects = Vec::new();
+    let mut rows = 0u64;
     let mut values = [0i64; ROW_VALUES];
-    let mut current: Option<Segment> = None;
-    let new_segment = |part: usize| Segment {
-        part,
-        rows: 0,
-        data: match cfg.format {
-            OutputFormat::Tfrecord => {
-                SegmentData::Framed(Vec::with_capacity(chunk.end - chunk.start + (chunk.end - chunk.start) * 5))
-            }
-            OutputFormat::Parquet => {
-                SegmentData::Columns((0..ROW_VALUES).map(|_| Vec::with_capacity(chunk.lines as usize)).collect())
-            }
-        },
-    };
-    let mut part_end_line = 0u64; // relative global line where the current part ends
-    for_each_line(chunk, bytes, |line, global, text| {
-        let rel = global;
-        if current.is_none() || rel >= part_end_line {
-            let p = part_of(rel, total_lines, cfg.num_partitions);
-            if let Some(seg) = current.take() {
-                out.segments.push(seg);
-            }
-            current = Some(new_segment(p));
-            part_end_line = (u128::from(total_lines) * (p as u128 + 1) / cfg.num_partitions as u128) as u64;
+    let mut buf: Vec<u8> = Vec::new();
+    let first = chunks.partition_point(|c| c.global_line + c.lines <= lo);
+    for chunk in chunks[first..].iter().take_while(|c| c.global_line < hi) {
+        if abandon.load(Ordering::Relaxed) < p {
+            return Ok(None); // an earlier part failed: this one will not be used
         }
-        let row = match parse_line(text, cfg.mode) {
-            Ok(r) => r,
-            Err(error) => {
-                let r = Reject { input: chunk.input, line, error };
-                if skip {
-                    out.rejects.push(r);
-                    return true;
-                }
-                out.error = Some(r);
+        let mut error = None;
+        let mut bytes_done = 0u64;
+        for_each_line(chunk, inputs[chunk.input].bytes(), |line, global, text| {
+            if global < lo {
+                return true;
+            }
+            if global >= hi {
                 return false;
             }
-        };
-        let first = match row.label {
-            Some(l) => i64::from(l),
-            None => (cfg.first_line + global) as i64,
-        };
-        row_values(&row, first, vocab, &mut values);
-        let seg = current.as_mut().expect("set above");
-        seg.rows += 1;
-        out.rows += 1;
-        match &mut seg.data {
-            SegmentData::Framed(buf) => {
-                let start = buf.len();
-                buf.extend_from_slice(&[0u8; sparky_tfrecord::HEADER_LEN]);
-                encoder.encode(&values, buf);
-                let len = (buf.len() - start - sparky_tfrecord::HEADER_LEN) as u64;
-                let payload_crc = masked_crc32c(&buf[start + sparky_tfrecord::HEADER_LEN..]);
-                buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
-                let len_crc = masked_crc32c(&len.to_le_bytes());
-                buf[start + 8..start + 12].copy_from_slice(&len_crc.to_le_bytes());
-                buf.extend_from_slice(&payload_crc.to_le_bytes());
-            }
-            SegmentData::Columns(cols) => {
-                for (c, v) in cols.iter_mut().zip(values) {
-                    c.push(v);
+            bytes_done += text.len() as u64 + 1;
+            let row = match parse_line(text, cfg.mode) {
+                Ok(r) => r,
+                Err(error_kind) => {
+                    let r = Reject { input: chunk.input, line, error: error_kind };
+                    if skip {
+                        rejects.push(r);
+                        return true;
+                    }
+                    error = Some(r);
+                    return false;
+                }
+            };
+            let first_value = match row.label {
+                Some(l) => i64::from(l),
+                None => (cfg.first_line + global) as i64,
+            };
+            row_values(&row, first_value, vocab, &mut values);
+            rows += 1;
+            match &mut writer {
+                PartWriter::Records(_) => {
+                    let start = buf.len();
+                    buf.extend_from_slice(&[0u8; sparky_tfrecord::HEADER_LEN]);
+                    encoder.encode(&values, &mut buf);
+                    let len = (buf.len() - start - sparky_tfrecord::HEADER_LEN) as u64;
+                    let payload_crc = masked_crc32c(&buf[start + sparky_tfrecord::HEADER_LEN..]);
+                    buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
+                    let len_crc = masked_crc32c(&len.to_le_bytes());
+                    buf[start + 8..start + 12].copy_from_slice(&len_crc.to_le_bytes());
+                    buf.extend_from_slice(&payload_crc.to_le_bytes());
+                }
+                PartWriter::Parquet(_, cols) => {
+                    for (c, v) in cols.iter_mut().zip(values) {
+                        c.push(v);
+                    }
                 }
             }
-            SegmentData::Gzip(_) => unreachable!("compressed when the segment closes"),
-        }
-        true
-    });
-    if let Some(seg) = current.take() {
-        out.segments.push(seg);
-    }
-    if cfg.format == OutputFormat::Tfrecord && cfg.compression == OutputCompression::Gzip {
-        for seg in &mut out.segments {
-            if let SegmentData::Framed(buf) = &seg.data {
-                seg.data = SegmentData::Gzip(pgzip::compress_piece(buf));
+            true
+        });
+        progress.done_bytes.fetch_add(bytes_done, Ordering::Relaxed);
+        match &mut writer {
+            PartWriter::Records(w) => {
+                w.write_all(&buf).map_err(io)?;
+                buf.clear();
+            }
+            PartWriter::Parquet(w, cols) => {
+                if cols[0].len() >= PARQUET_ROW_GROUP {
+                    write_row_group(w, cols).map_err(|source| PrepareError::Parquet { path: path.clone(), source })?;
+                }
             }
         }
+        if let Some(r) = error {
+            abandon.fetch_min(p, Ordering::Relaxed);
+            return Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error });
+        }
     }
-    out
+    let bytes = writer.finish(&path, cfg.sync)?;
+    progress.rows.fetch_add(rows, Ordering::Relaxed);
+    Ok(Some(PartOut { info: PartInfo { file: name, rows, bytes }, rejects, rows }))
 }
 
-/// Writes the parts.
+/// Writes the parts: each worker thread takes whole parts, so parts are
+/// encoded, compressed and written in parallel.
 fn transform(
     cfg: &PrepareConfig,
     inputs: &[Mapped],
@@ -751,59 +716,51 @@ fn transform(
     progress: &Progress,
 ) -> Result<(Vec<PartInfo>, Vec<Reject>, u64), PrepareError> {
     let encoder = Int64ExampleEncoder::new(&cfg.mode.feature_names());
-    let mut parts: Vec<PartInfo> = Vec::with_capacity(cfg.num_partitions);
-    let mut open: Option<(usize, PartWriter, PathBuf, u64)> = None;
+    let next = AtomicUsize::new(0);
+    // The lowest part that failed: later parts are abandoned, earlier ones
+    // finish, so the error reported is the first in input order.
+    let abandon = AtomicUsize::new(usize::MAX);
+    let results: Vec<(usize, Result<Option<PartOut>, PrepareError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cfg.threads.min(cfg.num_partitions))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let p = next.fetch_add(1, Ordering::Relaxed);
+                        if p >= cfg.num_partitions || p > abandon.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let r = write_part(cfg, p, inputs, chunks, vocab, &encoder, total_lines, progress, &abandon);
+                        if r.is_err() {
+                            abandon.fetch_min(p, Ordering::Relaxed);
+                        }
+                        mine.push((p, r));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("worker panicked")).collect()
+    });
+    let mut by_part: Vec<Option<Result<Option<PartOut>, PrepareError>>> =
+        (0..cfg.num_partitions).map(|_| None).collect();
+    for (p, r) in results {
+        by_part[p] = Some(r);
+    }
+    let mut parts = Vec::with_capacity(cfg.num_partitions);
     let mut rejects = Vec::new();
-    let mut rows = 0u64;
-    // Finishes parts up to (not including) `upto`, creating empty ones between.
-    let advance = |open: &mut Option<(usize, PartWriter, PathBuf, u64)>,
-                   parts: &mut Vec<PartInfo>,
-                   upto: usize|
-     -> Result<(), PrepareError> {
-        while parts.len() < upto {
-            let p = parts.len();
-            let (writer, path, n) = match open.take() {
-                Some((q, w, path, n)) if q == p => (w, path, n),
-                other => {
-                    *open = other;
-                    let path = cfg.out_dir.join(cfg.part_name(cfg.first_part + p));
-                    (PartWriter::open(cfg, &path)?, path, 0)
-                }
-            };
-            let bytes = writer.finish(&path)?;
-            parts.push(PartInfo { file: cfg.part_name(cfg.first_part + p), rows: n, bytes });
+    let mut rows = 0;
+    for r in by_part {
+        match r {
+            Some(Ok(Some(out))) => {
+                parts.push(out.info);
+                rejects.extend(out.rejects);
+                rows += out.rows;
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(None)) | None => unreachable!("parts are only abandoned after an earlier failure"),
         }
-        Ok(())
-    };
-    run_chunks(
-        chunks,
-        cfg.threads,
-        || (),
-        |(), chunk| transform_chunk(cfg, chunk, inputs[chunk.input].bytes(), vocab, &encoder, total_lines),
-        |_, out: ChunkOut| -> Result<(), PrepareError> {
-            for seg in out.segments {
-                advance(&mut open, &mut parts, seg.part)?;
-                if open.as_ref().is_none_or(|(q, ..)| *q != seg.part) {
-                    let path = cfg.out_dir.join(cfg.part_name(cfg.first_part + seg.part));
-                    open = Some((seg.part, PartWriter::open(cfg, &path)?, path, 0));
-                }
-                let (_, w, path, n) = open.as_mut().expect("opened above");
-                *n += seg.rows;
-                w.append(seg.data, path)?;
-            }
-            rejects.extend(out.rejects);
-            rows += out.rows;
-            progress.done_bytes.fetch_add(out.bytes, Ordering::Relaxed);
-            progress.rows.fetch_add(out.rows, Ordering::Relaxed);
-            match out.error {
-                Some(r) => {
-                    Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error })
-                }
-                None => Ok(()),
-            }
-        },
-    )?;
-    advance(&mut open, &mut parts, cfg.num_partitions)?;
+    }
     Ok((parts, rejects, rows))
 }
 
@@ -952,20 +909,13 @@ mod tests {
     fn parts_split_lines_evenly_and_in_order() {
         for lines in [0u64, 1, 2, 7, 8, 9, 100, 1001] {
             for parts in [1usize, 2, 3, 8, 13] {
-                let mut counts = vec![0u64; parts];
-                let mut last = 0;
-                for g in 0..lines {
-                    let p = part_of(g, lines, parts);
-                    assert!(p >= last, "lines {lines} parts {parts}");
-                    last = p;
-                    counts[p] += 1;
-                    let start = (u128::from(lines) * p as u128 / parts as u128) as u64;
-                    let end = (u128::from(lines) * (p as u128 + 1) / parts as u128) as u64;
-                    assert!(start <= g && g < end, "g {g} p {p} lines {lines} parts {parts}");
-                }
-                let min = counts.iter().min().unwrap();
-                let max = counts.iter().max().unwrap();
-                assert!(max - min <= 1, "{counts:?}");
+                let sizes: Vec<u64> =
+                    (0..parts).map(|p| part_start(p + 1, lines, parts) - part_start(p, lines, parts)).collect();
+                assert_eq!(part_start(0, lines, parts), 0);
+                assert_eq!(part_start(parts, lines, parts), lines);
+                assert_eq!(sizes.iter().sum::<u64>(), lines);
+                let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(max - min <= 1, "{sizes:?}");
             }
         }
     }

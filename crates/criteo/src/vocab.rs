@@ -18,12 +18,12 @@ fn slot_of(key: u32, mask: usize) -> usize {
     ((u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 32) as usize & mask
 }
 
-/// An open-addressing map from `u32` keys to non-zero `u64` values; zero marks
-/// an empty slot.
+/// An open-addressing map from `u32` keys to non-zero values; a zero value
+/// marks an empty slot. Keys and values share one array, so a probe touches
+/// one cache line.
 #[derive(Debug, Clone)]
 struct U32Table<V> {
-    keys: Vec<u32>,
-    values: Vec<V>,
+    slots: Vec<(u32, V)>,
     len: usize,
 }
 
@@ -34,15 +34,16 @@ impl TableValue for u32 {}
 impl<V: TableValue> U32Table<V> {
     fn with_capacity(n: usize) -> Self {
         let cap = (n * 2).next_power_of_two().max(16);
-        Self { keys: vec![0; cap], values: vec![V::default(); cap], len: 0 }
+        Self { slots: vec![(0, V::default()); cap], len: 0 }
     }
 
     #[inline]
     fn find(&self, key: u32) -> usize {
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = slot_of(key, mask);
         loop {
-            if self.values[i] == V::default() || self.keys[i] == key {
+            let (k, v) = self.slots[i];
+            if v == V::default() || k == key {
                 return i;
             }
             i = (i + 1) & mask;
@@ -51,38 +52,38 @@ impl<V: TableValue> U32Table<V> {
 
     #[inline]
     fn get(&self, key: u32) -> Option<V> {
-        let i = self.find(key);
-        (self.values[i] != V::default()).then(|| self.values[i])
+        let v = self.slots[self.find(key)].1;
+        (v != V::default()).then_some(v)
     }
 
-    /// The slot of `key`, inserting it (with the default value) if absent;
+    /// The value of `key`, inserting it (with the default value) if absent;
     /// the caller must then store a non-zero value.
     #[inline]
     fn entry(&mut self, key: u32) -> &mut V {
-        if (self.len + 1) * 2 > self.keys.len() {
+        if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
         let i = self.find(key);
-        if self.values[i] == V::default() {
-            self.keys[i] = key;
+        let slot = &mut self.slots[i];
+        if slot.1 == V::default() {
+            slot.0 = key;
             self.len += 1;
         }
-        &mut self.values[i]
+        &mut slot.1
     }
 
     fn grow(&mut self) {
-        let mut bigger = Self::with_capacity(self.keys.len());
+        let mut bigger = Self::with_capacity(self.slots.len());
         for (k, v) in self.iter() {
             let i = bigger.find(k);
-            bigger.keys[i] = k;
-            bigger.values[i] = v;
+            bigger.slots[i] = (k, v);
             bigger.len += 1;
         }
         *self = bigger;
     }
 
     fn iter(&self) -> impl Iterator<Item = (u32, V)> + '_ {
-        self.keys.iter().zip(&self.values).filter(|(_, v)| **v != V::default()).map(|(k, v)| (*k, *v))
+        self.slots.iter().copied().filter(|(_, v)| *v != V::default())
     }
 }
 

@@ -150,6 +150,16 @@ impl AtomicFile {
         &self.temp
     }
 
+    /// Renames the file into place without syncing it first: another
+    /// process never sees a partial file under the final name, but after an
+    /// operating-system crash the file may be incomplete. For bulk outputs
+    /// whose completion is marked by a separate, synced marker.
+    pub fn commit_unsynced(mut self) -> Result<()> {
+        let file = self.file.take().expect("present until commit");
+        drop(file);
+        fs::rename(&self.temp, &self.path).map_err(|source| Error::File { path: self.path.clone(), source })
+    }
+
     /// Syncs the data, renames the file into place and syncs the folder.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("present until commit");
