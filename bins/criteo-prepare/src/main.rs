@@ -38,6 +38,20 @@ enum FormatArg {
     Parquet,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StageArg {
+    /// The whole job (the usual single-machine run).
+    All,
+    /// Count one shard of train-mode input into a partial counts file (--out is that file).
+    Count,
+    /// Merge partial counts files (--in: a folder or glob of them) into the artifacts in --model,
+    /// byte-identical to what a single train-mode run writes.
+    Merge,
+    /// Transform with existing artifacts, also in train mode (the per-shard step after a merge);
+    /// use --first-part and --first-line to make part names and ids globally consistent.
+    Transform,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum BadLinesArg {
     /// Stop at the first malformed line, naming the file, line and column.
@@ -129,6 +143,19 @@ struct Args {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 
+    /// Run one stage of a sharded job (for a cluster: see integrations/spark) instead of the whole job.
+    #[arg(long, value_enum, default_value_t = StageArg::All)]
+    stage: StageArg,
+
+    /// Transform stage: number of the first part file this shard writes.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    first_part: usize,
+
+    /// Transform stage: global 0-based number of this shard's first input line
+    /// (the predict-mode `id` of its first row).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    first_line: u64,
+
     /// No progress bar (it is drawn only when standard error is a terminal anyway).
     #[arg(short, long)]
     quiet: bool,
@@ -151,6 +178,26 @@ fn join(base: Option<&Path>, p: &Path) -> PathBuf {
 
 fn run(args: Args) -> Result<(), CliError> {
     let base = args.base.as_deref();
+    if args.stage == StageArg::Merge {
+        let files: Vec<PathBuf> = input::resolve(&join(base, &args.input))?
+            .into_iter()
+            .filter_map(|s| match s {
+                input::Source::File(p) => Some(p),
+                input::Source::Stdin => None,
+            })
+            .collect();
+        let model = join(base, &args.model);
+        let m = sparky_criteo::artifacts::merge_partial_counts(&files, &model, args.min_count, args.overwrite)
+            .map_err(prepare::PrepareError::from)?;
+        eprintln!(
+            "criteo-prepare: merged {} partial counts ({} rows, {} rejected) into {}",
+            files.len(),
+            m.rows_read,
+            m.rows_rejected,
+            model.display()
+        );
+        return Ok(());
+    }
     let sources = input::resolve(&join(base, &args.input))?;
     let mode = match args.mode {
         ModeArg::Train => Mode::Train,
@@ -177,6 +224,9 @@ fn run(args: Args) -> Result<(), CliError> {
     if let Some(t) = args.threads {
         cfg.threads = t;
     }
+    cfg.first_part = args.first_part;
+    cfg.first_line = args.first_line;
+    cfg.load_artifacts = args.stage == StageArg::Transform;
     let progress = Arc::new(Progress::default());
     let bar = {
         let p = progress.clone();
@@ -187,6 +237,12 @@ fn run(args: Args) -> Result<(), CliError> {
             rows: p.rows.load(Ordering::Relaxed),
         })
     };
+    if args.stage == StageArg::Count {
+        let (rows, rejected) = prepare::count_stage(&cfg, &cfg.out_dir, &progress)?;
+        drop(bar);
+        eprintln!("criteo-prepare: counted {rows} rows ({rejected} rejected) into {}", cfg.out_dir.display());
+        return Ok(());
+    }
     let s = prepare::run(&cfg, &progress)?;
     drop(bar);
     let rejected = s.rejected_total();

@@ -24,7 +24,7 @@ use sparky_tfrecord::AtomicFile;
 use crate::schema::{
     ID_FEATURE, LABEL_FEATURE, MISSING_INT, NUM_CAT, NUM_INT, OOV_ID, cat_feature_name, int_feature_name,
 };
-use crate::vocab::{ColumnVocab, Value, Vocabulary};
+use crate::vocab::{ColumnVocab, Counts, Value, Vocabulary, text_cmp};
 
 /// The `format` field of the manifest.
 pub const FORMAT: &str = "sparky-criteo-artifacts";
@@ -313,6 +313,95 @@ pub fn write(
     Ok(manifest)
 }
 
+/// Header of a partial counts file (see [`write_partial_counts`]).
+pub const PARTIAL_HEADER: &str = "feature,value,count";
+
+/// Writes the value counts of one shard of the input, for a later
+/// [`merge_partial_counts`]: CSV with header `feature,value,count`, first two
+/// pseudo-rows `__rows__,,N` and `__rejected__,,R`, then every (feature,
+/// value, count) in feature then value order. The file is written atomically.
+pub fn write_partial_counts(path: &Path, counts: &Counts, rejected: u64) -> Result<(), ArtifactError> {
+    let mut out = Vec::new();
+    out.extend_from_slice(PARTIAL_HEADER.as_bytes());
+    out.extend_from_slice(format!("\n__rows__,,{}\n__rejected__,,{rejected}\n", counts.rows).as_bytes());
+    let mut text = Vec::new();
+    let mut num = itoa::Buffer::new();
+    for (c, col) in counts.columns.iter().enumerate() {
+        let name = cat_feature_name(c);
+        let mut entries: Vec<_> = col.iter().collect();
+        entries.sort_unstable_by(|a, b| text_cmp(a.0, b.0));
+        for (value, n) in entries {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b',');
+            text.clear();
+            value.write_text(&mut text);
+            csv_field(&mut out, &text);
+            out.push(b',');
+            out.extend_from_slice(num.format(n).as_bytes());
+            out.push(b'\n');
+        }
+    }
+    sparky_tfrecord::write_atomic(path, &out)?;
+    Ok(())
+}
+
+/// Reads a partial counts file: (counts, rejected lines).
+pub fn read_partial_counts(path: &Path) -> Result<(Counts, u64), ArtifactError> {
+    let data = std::fs::read(path).map_err(|source| ArtifactError::Io { path: path.to_path_buf(), source })?;
+    let err = |line: u64, what: String| ArtifactError::Csv { path: path.to_path_buf(), line, what };
+    let mut records = CsvRecords { data: &data, pos: 0, line: 1 };
+    let mut fields = Vec::new();
+    match records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
+        Some(_) if fields.join(&b","[..]) == PARTIAL_HEADER.as_bytes() => {}
+        _ => return Err(err(1, format!("the first line must be the header {PARTIAL_HEADER:?}"))),
+    }
+    let names: Vec<String> = (0..NUM_CAT).map(cat_feature_name).collect();
+    let mut counts = Counts::default();
+    let mut rejected = 0;
+    while let Some(line) = records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
+        if fields.len() != 3 {
+            return Err(err(line, format!("{} fields, expected 3 (feature,value,count)", fields.len())));
+        }
+        let n = std::str::from_utf8(&fields[2])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| err(line, "the count is not a non-negative integer".into()))?;
+        match fields[0].as_slice() {
+            b"__rows__" => counts.rows += n,
+            b"__rejected__" => rejected += n,
+            f => {
+                let Some(c) = names.iter().position(|x| x.as_bytes() == f) else {
+                    return Err(err(line, format!("unknown feature {:?}", String::from_utf8_lossy(f))));
+                };
+                counts.columns[c].add_n(Value::from_text(&fields[1]).as_cat(), n);
+            }
+        }
+    }
+    Ok((counts, rejected))
+}
+
+/// Merges partial counts files into the artifacts train mode would have
+/// written for the whole input: the same CSV and manifest, byte for byte.
+pub fn merge_partial_counts(
+    files: &[PathBuf],
+    dir: &Path,
+    min_count: u64,
+    overwrite: bool,
+) -> Result<Manifest, ArtifactError> {
+    if exist(dir) && !overwrite {
+        return Err(ArtifactError::Exists { dir: dir.to_path_buf() });
+    }
+    let mut total = Counts::default();
+    let mut rejected = 0;
+    for f in files {
+        let (c, r) = read_partial_counts(f)?;
+        total = Counts::merged(total, c);
+        rejected += r;
+    }
+    let vocab = Vocabulary::from_counts(&total, min_count);
+    write(dir, &vocab, total.rows, rejected, min_count, overwrite)
+}
+
 /// Splits CSV text into records of fields, honouring quotes. Yields
 /// (1-based line of the record's start, fields).
 struct CsvRecords<'a> {
@@ -598,6 +687,45 @@ mod tests {
         std::fs::write(&mpath, text).unwrap();
         let e = load(dir.path()).unwrap_err();
         assert!(matches!(e, ArtifactError::Inconsistent { .. }), "{e}");
+    }
+
+    #[test]
+    fn partial_counts_merge_to_the_whole() {
+        use crate::parse::parse_line;
+        use crate::schema::Mode;
+        let lines: Vec<String> = (0..200)
+            .map(|i| {
+                let mut f = vec![(i % 2).to_string()];
+                f.extend((0..13).map(|j| ((i * j) % 7).to_string()));
+                f.extend((0..26).map(|c| match (i + c) % 5 {
+                    0 => String::new(),
+                    1 => "x,\"y".to_string(),
+                    k => format!("{:08x}", (i * 31 + c * 7 + k) % 11),
+                }));
+                f.join("\t")
+            })
+            .collect();
+        let count = |ls: &[String]| {
+            let mut c = Counts::default();
+            for l in ls {
+                c.add_row(&parse_line(l.as_bytes(), Mode::Train).unwrap());
+            }
+            c
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole");
+        write(&whole, &Vocabulary::from_counts(&count(&lines), 2), 200, 3, 2, false).unwrap();
+        let mut files = Vec::new();
+        for (k, shard) in lines.chunks(70).enumerate() {
+            let f = dir.path().join(format!("counts-{k}.csv"));
+            write_partial_counts(&f, &count(shard), u64::from(k == 1) * 3).unwrap();
+            files.push(f);
+        }
+        let merged = dir.path().join("merged");
+        merge_partial_counts(&files, &merged, 2, false).unwrap();
+        for f in [COUNTS_FILE, MANIFEST_FILE] {
+            assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap(), "{f}");
+        }
     }
 
     #[test]

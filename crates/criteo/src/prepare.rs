@@ -108,6 +108,9 @@ pub struct PrepareConfig {
     /// process still never leaves a complete-looking partial file; only an
     /// operating-system crash could.
     pub sync: bool,
+    /// Train mode only: load the artifacts from `model_dir` instead of
+    /// counting (the transform stage of a sharded run, after a merge).
+    pub load_artifacts: bool,
 }
 
 /// A progress report shared with a display thread.
@@ -296,6 +299,7 @@ impl PrepareConfig {
             first_part: 0,
             first_line: 0,
             sync: true,
+            load_artifacts: false,
         }
     }
 
@@ -773,13 +777,11 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     let t0 = Instant::now();
     cfg.validate()?;
     // Refuse early, before any work.
-    if cfg.mode == Mode::Train && artifacts::exist(&cfg.model_dir) && !cfg.overwrite {
+    let build = cfg.mode == Mode::Train && !cfg.load_artifacts;
+    if build && artifacts::exist(&cfg.model_dir) && !cfg.overwrite {
         return Err(ArtifactError::Exists { dir: cfg.model_dir.clone() }.into());
     }
-    let loaded = match cfg.mode {
-        Mode::Train => None,
-        Mode::Evaluate | Mode::Predict => Some(artifacts::load(&cfg.model_dir)?),
-    };
+    let loaded = if build { None } else { Some(artifacts::load(&cfg.model_dir)?) };
     prepare_out_dir(cfg)?;
     progress.start(0, 0);
     let inputs = input::map_all(&cfg.inputs, &cfg.out_dir)?;
@@ -832,6 +834,30 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
         write_seconds,
         total_seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The count stage of a sharded run: counts the categorical values of the
+/// inputs (train mode lines) and writes them to `counts_file` (see
+/// [`artifacts::write_partial_counts`]). Returns (rows counted, lines rejected).
+///
+/// # Errors
+/// As [`run`].
+pub fn count_stage(cfg: &PrepareConfig, counts_file: &Path, progress: &Progress) -> Result<(u64, u64), PrepareError> {
+    cfg.validate()?;
+    let spool = match counts_file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&spool).map_err(|source| PrepareError::Output { path: spool.clone(), source })?;
+    let inputs = input::map_all(&cfg.inputs, &spool)?;
+    let chunks = input::chunks(&inputs, cfg.chunk_bytes);
+    let lines: u64 = chunks.iter().map(|c| c.lines).sum();
+    progress.start(1, inputs.iter().map(|m| m.bytes().len() as u64).sum());
+    let counts = count(cfg, &inputs, &chunks, progress)?;
+    let rejected = lines - counts.rows;
+    artifacts::write_partial_counts(counts_file, &counts, rejected)?;
+    progress.start(3, 0);
+    Ok((counts.rows, rejected))
 }
 
 /// Removes stale parts, writes `_rejects`, `_prepare.json`, then `_SUCCESS`.

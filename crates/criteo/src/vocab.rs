@@ -263,7 +263,7 @@ impl From<Cat<'_>> for Value {
 }
 
 /// Byte order of two values' texts, without building them for hex pairs.
-fn text_cmp(a: Cat<'_>, b: Cat<'_>) -> Ordering {
+pub(crate) fn text_cmp(a: Cat<'_>, b: Cat<'_>) -> Ordering {
     match (a, b) {
         // Fixed-width lowercase hex: numeric order is byte order.
         (Cat::Hex(x), Cat::Hex(y)) => x.cmp(&y),
