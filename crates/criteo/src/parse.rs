@@ -236,7 +236,8 @@ pub fn parse_line(line: &[u8], mode: Mode) -> Result<Row<'_>, RowError> {
         let end = tabs.next();
         let value = &line[start..end.unwrap_or(line.len())];
         if field >= expected {
-            let found = expected + 1 + tabs.count();
+            // This field, the one its tab opens (if any), one per tab left.
+            let found = expected + 1 + usize::from(end.is_some()) + tabs.count();
             return Err(err(None, RowErrorKind::TooManyFields { found, expected }));
         }
         if field >= first_cat {
@@ -355,6 +356,21 @@ mod tests {
         assert_eq!(parse_line(b"0\t9223372036854775807", Mode::Train).unwrap().ints[0], i64::MAX);
         assert_eq!(parse_line(b"0\t-9223372036854775808", Mode::Train).unwrap().ints[0], i64::MIN);
         assert!(parse_line(b"0\t9223372036854775808", Mode::Train).is_err());
+    }
+
+    /// Found by `fuzz/tsv_row`: a line with two or more fields too many was
+    /// reported with one field fewer than it has.
+    #[test]
+    fn fuzz_too_many_fields_counts_every_field() {
+        for extra in 1..4 {
+            for mode in [Mode::Train, Mode::Predict] {
+                let found = mode.fields() + extra;
+                let mut line = if mode.labelled() { b"0".to_vec() } else { Vec::new() };
+                line.resize(line.len() + found - 1, b'\t');
+                let e = parse_line(&line, mode).unwrap_err();
+                assert_eq!(e.kind, RowErrorKind::TooManyFields { found, expected: mode.fields() }, "{mode}");
+            }
+        }
     }
 
     #[test]

@@ -811,7 +811,15 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
 
     let t = Instant::now();
     progress.start(2, input_bytes);
-    let (parts, rejects, rows) = transform(cfg, &inputs, &chunks, &vocab, total_lines, progress)?;
+    let (parts, rejects, rows) = match transform(cfg, &inputs, &chunks, &vocab, total_lines, progress) {
+        Ok(x) => x,
+        Err(e) => {
+            // Leave no parts of a failed run: without --overwrite the folder
+            // was empty, with it the user gave its contents up.
+            remove_parts(&cfg.out_dir);
+            return Err(e);
+        }
+    };
     drop(inputs);
     let write_seconds = t.elapsed().as_secs_f64();
 
@@ -858,6 +866,17 @@ pub fn count_stage(cfg: &PrepareConfig, counts_file: &Path, progress: &Progress)
     artifacts::write_partial_counts(counts_file, &counts, rejected)?;
     progress.start(3, 0);
     Ok((counts.rows, rejected))
+}
+
+/// Removes every `part-*` file of a folder (best effort: used on failure).
+fn remove_parts(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with("part-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Removes stale parts, writes `_rejects`, `_prepare.json`, then `_SUCCESS`.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sparky_proto::sparky::model::v1 as pb;
 
 use crate::layout::{ACTIVE, Layout, NUM_CAT, NUM_INT};
-use crate::metrics::{logit_loss, sigmoid};
+use crate::metrics::logit_loss;
 use crate::model::LinearModel;
 
 /// Which optimizer.
@@ -158,27 +158,37 @@ fn shrink(w: f64, by: f64) -> f64 {
 }
 
 /// Weights and optimizer state shared by the training threads.
+///
+/// Each weight's cells are stored together (`w`, then FTRL's and AdaGrad's
+/// `n`, then FTRL's `z`), so that an update touches one cache line where
+/// three separate arrays would touch three.
 pub struct SharedModel {
     layout: Layout,
     opt: OptimizerConfig,
-    w: Box<[AtomicU32]>,
-    n: Box<[AtomicU32]>,
-    z: Box<[AtomicU32]>,
+    cells: Box<[AtomicU32]>,
+    stride: usize,
     steps: AtomicU64,
     diverged: AtomicBool,
+}
+
+/// Cells per weight for an optimizer: w; w, n; or w, n, z.
+fn stride_of(kind: OptimizerKind) -> usize {
+    match kind {
+        OptimizerKind::Sgd => 1,
+        OptimizerKind::Adagrad => 2,
+        OptimizerKind::Ftrl => 3,
+    }
 }
 
 impl SharedModel {
     /// A fresh model: all weights zero.
     #[must_use]
     pub fn new(layout: Layout, opt: ValidOptimizer) -> Self {
-        let size = layout.num_weights();
         let opt = opt.0;
-        let state = |on: bool| if on { zeros(size) } else { zeros(0) };
+        let stride = stride_of(opt.kind);
         Self {
-            n: state(opt.kind != OptimizerKind::Sgd),
-            z: state(opt.kind == OptimizerKind::Ftrl),
-            w: zeros(size),
+            cells: zeros(layout.num_weights() * stride),
+            stride,
             layout,
             opt,
             steps: AtomicU64::new(0),
@@ -194,23 +204,41 @@ impl SharedModel {
         let model = LinearModel::from_proto(ck.model.clone().ok_or("the checkpoint has no model")?)?;
         let opt = OptimizerConfig::from_proto(ck.optimizer.as_ref().ok_or("the checkpoint has no optimizer")?)?;
         let size = model.weights.len();
-        let want_n = if opt.kind == OptimizerKind::Sgd { 0 } else { size };
-        let want_z = if opt.kind == OptimizerKind::Ftrl { size } else { 0 };
+        let stride = stride_of(opt.kind);
+        let want_n = if stride >= 2 { size } else { 0 };
+        let want_z = if stride >= 3 { size } else { 0 };
         if ck.n.len() != want_n || ck.z.len() != want_z {
             return Err("optimizer state does not match the model size".into());
         }
         if ck.n.iter().chain(&ck.z).any(|v| !v.is_finite()) {
             return Err("optimizer state holds a non-finite value".into());
         }
+        let mut flat = Vec::with_capacity(size * stride);
+        for i in 0..size {
+            flat.push(model.weights[i]);
+            if stride >= 2 {
+                flat.push(ck.n[i]);
+            }
+            if stride >= 3 {
+                flat.push(ck.z[i]);
+            }
+        }
         Ok(Self {
-            w: atomics(&model.weights),
-            n: atomics(&ck.n),
-            z: atomics(&ck.z),
+            cells: atomics(&flat),
+            stride,
             layout: model.layout,
             opt,
             steps: AtomicU64::new(ck.global_step),
             diverged: AtomicBool::new(false),
         })
+    }
+
+    /// Cell `k` (0 = w, 1 = n, 2 = z) of every weight.
+    fn column(&self, k: usize) -> Vec<f32> {
+        if k >= self.stride {
+            return Vec::new();
+        }
+        self.cells.iter().skip(k).step_by(self.stride).map(load).collect()
     }
 
     /// The layout.
@@ -240,7 +268,7 @@ impl SharedModel {
     /// A copy of the current weights.
     #[must_use]
     pub fn snapshot(&self) -> LinearModel {
-        LinearModel { layout: self.layout.clone(), weights: self.w.iter().map(load).collect() }
+        LinearModel { layout: self.layout.clone(), weights: self.column(0) }
     }
 
     /// A checkpoint of everything (call between steps for a consistent copy).
@@ -249,8 +277,8 @@ impl SharedModel {
         pb::Checkpoint {
             model: Some(self.snapshot().to_proto()),
             optimizer: Some(self.opt.to_proto()),
-            n: self.n.iter().map(load).collect(),
-            z: self.z.iter().map(load).collect(),
+            n: self.column(1),
+            z: self.column(2),
             global_step: self.global_step(),
             epoch,
             blocks_in_epoch,
@@ -263,23 +291,24 @@ impl SharedModel {
     #[inline]
     #[must_use]
     pub fn logit(&self, active: &[(u32, f32); ACTIVE]) -> f32 {
-        active.iter().map(|&(i, v)| load(&self.w[i as usize]) * v).sum()
+        active.iter().map(|&(i, v)| load(&self.cells[i as usize * self.stride]) * v).sum()
     }
 
     /// One optimizer update of weight `i` with gradient `g`.
     #[inline]
     fn apply(&self, i: usize, g: f32) {
         let o = &self.opt;
+        let c = &self.cells[i * self.stride..(i + 1) * self.stride];
         let g = f64::from(g);
-        let w_old = f64::from(load(&self.w[i]));
+        let w_old = f64::from(load(&c[0]));
         let w_new = match o.kind {
             OptimizerKind::Ftrl => {
-                let n_old = f64::from(load(&self.n[i]));
+                let n_old = f64::from(load(&c[1]));
                 let n_new = n_old + g * g;
                 let sigma = (n_new.sqrt() - n_old.sqrt()) / o.learning_rate;
-                let z = f64::from(load(&self.z[i])) + g - sigma * w_old;
-                store(&self.n[i], n_new as f32);
-                store(&self.z[i], z as f32);
+                let z = f64::from(load(&c[2])) + g - sigma * w_old;
+                store(&c[1], n_new as f32);
+                store(&c[2], z as f32);
                 if z.abs() <= o.l1 {
                     0.0
                 } else {
@@ -288,8 +317,8 @@ impl SharedModel {
             }
             OptimizerKind::Adagrad => {
                 let g = g + o.l2 * w_old;
-                let n_new = f64::from(load(&self.n[i])) + g * g;
-                store(&self.n[i], n_new as f32);
+                let n_new = f64::from(load(&c[1])) + g * g;
+                store(&c[1], n_new as f32);
                 let step = o.learning_rate / (o.beta + n_new).sqrt();
                 shrink(w_old - step * g, step * o.l1)
             }
@@ -302,7 +331,7 @@ impl SharedModel {
         if !w_new.is_finite() {
             self.diverged.store(true, Ordering::Relaxed);
         }
-        store(&self.w[i], w_new);
+        store(&c[0], w_new);
     }
 }
 
@@ -363,7 +392,8 @@ impl<'a> Worker<'a> {
         let logit = self.shared.logit(&self.active);
         self.stats.loss_sum += logit_loss(logit, label);
         self.stats.examples += 1;
-        let err = sigmoid(logit) - if label { 1.0 } else { 0.0 };
+        // A float32 logistic is precise enough for a gradient, and cheaper.
+        let err = 1.0 / (1.0 + (-logit).exp()) - if label { 1.0 } else { 0.0 };
         for &(i, v) in &self.active {
             let g = &mut self.grad[i as usize];
             if *g == 0.0 {

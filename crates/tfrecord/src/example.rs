@@ -746,7 +746,19 @@ impl Int64SchemaDecoder {
                 if wt != WT_LEN {
                     return malformed(at, "feature map entry with the wrong wire type");
                 }
-                let entry = features.body()?;
+                let entry =
+                    if features.data[at] == 0x0a && features.pos < features.end && features.data[features.pos] < 0x80 {
+                        // A one-byte length: the common case, without the general varint.
+                        let len = features.data[features.pos] as usize;
+                        let start = features.pos + 1;
+                        if len > features.end - start {
+                            return malformed(features.pos, "length runs past the end of its message");
+                        }
+                        features.pos = start + len;
+                        Wire { data: features.data, pos: start, end: start + len }
+                    } else {
+                        features.body()?
+                    };
                 // Fast path: a canonical entry holding one int64, as prost and
                 // TensorFlow write it.
                 let (name, value) = match canonical_single_int64(entry) {
@@ -758,7 +770,7 @@ impl Int64SchemaDecoder {
                 };
                 // Entries come in name order: try the expected slot first.
                 let slot = match self.sorted.get(guess) {
-                    Some((n, s)) if **n == *name => {
+                    Some((n, s)) if short_eq(n, name) => {
                         guess += 1;
                         Some(*s)
                     }
@@ -815,12 +827,50 @@ fn canonical_single_int64(entry: Wire<'_>) -> Option<(&[u8], std::result::Result
     if flen != r.len() - 2 || llen != flen - 2 || vlen != llen - 2 || vlen == 0 || vlen > 10 {
         return None;
     }
-    let mut w = Wire { data: r, pos: 6, end: r.len() };
-    let v = w.varint().ok()?;
-    if w.pos != w.end {
+    let v = exact_varint(&r[6..])?;
+    Some((name, Ok(v as i64)))
+}
+
+/// Decodes `b` as exactly one varint (every byte but the last has the
+/// continuation bit; at most 10 bytes, the 10th at most 1), as prost would.
+#[inline(always)]
+fn exact_varint(b: &[u8]) -> Option<u64> {
+    let (&last, init) = b.split_last()?;
+    if last >= 0x80 || (b.len() == 10 && last > 1) {
         return None;
     }
-    Some((name, Ok(v as i64)))
+    let mut v = 0u64;
+    for (i, &x) in init.iter().enumerate() {
+        if x < 0x80 {
+            return None;
+        }
+        v |= u64::from(x & 0x7f) << (7 * i);
+    }
+    Some(v | (u64::from(last) << (7 * init.len())))
+}
+
+/// Byte-slice equality for short names, without a call to `memcmp`.
+#[inline(always)]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 fn varint_len(v: u64) -> usize {

@@ -287,7 +287,11 @@ impl<R: BufRead> RecordReader<R> {
                         self.skipped += 1;
                         continue;
                     }
-                    let at = Position::new(self.path.as_deref(), record_start, self.records - 1);
+                    // Not returned: counted neither as read nor passed, as
+                    // SliceReader does (the offset stays at the record).
+                    self.offset = record_start;
+                    self.records -= 1;
+                    let at = self.at();
                     return self.fail(Error::PayloadChecksum { at, len, stored, computed });
                 }
             }
@@ -526,9 +530,10 @@ pub fn record_blocks(
             }
         };
         if !ok {
-            // Let the reader describe the fault with its position.
+            // Let the reader describe the fault with its position (without
+            // resynchronising, which would pass over it).
             let mut r = SliceReader::new(&data[pos..])
-                .with_options(ReaderOptions { verify_checksums: true, ..opts })
+                .with_options(ReaderOptions { verify_checksums: true, resync_after_bad_length: false, ..opts })
                 .with_start(pos as u64, n);
             if let Some(p) = path {
                 r = r.with_path(p);
@@ -737,6 +742,26 @@ mod tests {
         assert_eq!(stream_all(&bytes, opts).0.len(), 5);
     }
 
+    /// Found by `fuzz/tfrecord_reader`: after a payload checksum error the
+    /// stream reader counted the failed record as read and moved its offset
+    /// past it; the slice reader does neither.
+    #[test]
+    fn fuzz_payload_checksum_error_is_not_counted_as_read() {
+        let mut bytes = encode(&[b"ok".to_vec(), b"bad".to_vec()]);
+        let n = bytes.len();
+        bytes[n - 5] ^= 1; // the second payload's last byte
+        let mut r = RecordReader::new(bytes.as_slice());
+        let mut buf = Vec::new();
+        assert!(r.read_record(&mut buf).unwrap());
+        let e = r.read_record(&mut buf).unwrap_err();
+        assert!(matches!(e, Error::PayloadChecksum { .. }), "{e}");
+        assert_eq!(e.position().map(|p| (p.offset, p.record)), Some((18, 1)));
+        assert_eq!((r.records_read(), r.skipped(), r.offset()), (1, 0, 18));
+        let mut s = SliceReader::new(&bytes);
+        assert!(s.next().unwrap().is_ok() && s.next().unwrap().is_err());
+        assert_eq!((s.records(), s.skipped(), s.offset()), (1, 0, 18));
+    }
+
     #[test]
     fn bad_length_stops_a_stream_and_resyncs_a_slice() {
         let records: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'a' + i; 20]).collect();
@@ -778,6 +803,19 @@ mod tests {
             record_blocks(&bytes[..bytes.len() - 1], 4, Some(Path::new("f")), ReaderOptions::default()).unwrap_err();
         assert!(matches!(e, Error::TruncatedPayload { .. }));
         assert_eq!(e.position().unwrap().record, 9);
+    }
+
+    /// Found by `fuzz/tfrecord_reader`: with `resync_after_bad_length` set,
+    /// a bad length field made `record_blocks` panic (`unreachable!`) instead
+    /// of returning the error.
+    #[test]
+    fn fuzz_record_blocks_with_resync_reports_a_bad_length() {
+        let mut bytes = encode(&[b"first".to_vec(), b"second".to_vec()]);
+        bytes[21] ^= 1; // the second record's length field
+        let opts = ReaderOptions { resync_after_bad_length: true, ..Default::default() };
+        let e = record_blocks(&bytes, 1, None, opts).unwrap_err();
+        assert!(matches!(e, Error::LengthChecksum { .. }), "{e}");
+        assert_eq!(e.position().map(|p| (p.offset, p.record)), Some((21, 1)));
     }
 
     #[test]

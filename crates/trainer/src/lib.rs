@@ -411,6 +411,12 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
     let log_every = cfg.log_every.max(1);
     let total_blocks = train.blocks() as u64;
 
+    // One worker (mini-batch state) and decoder per thread, kept across
+    // rounds: a batch spans logging points, and ends only when full or at
+    // the end of an epoch.
+    let mut workers: Vec<Worker<'_>> = (0..cfg.threads).map(|_| Worker::new(&shared, cfg.batch_size)).collect();
+    let mut decoders: Vec<Int64SchemaDecoder> =
+        (0..cfg.threads).map(|_| Int64SchemaDecoder::new(&data::feature_names())).collect();
     while !stop.load(Ordering::Relaxed) && !planned_done(shared.global_step(), &pos) {
         // One round: until the next logging point, the end of the epoch, the
         // step limit, or a stop request.
@@ -422,11 +428,12 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         let pause = AtomicBool::new(false);
         let round_start = Instant::now();
         let outcomes: Vec<Result<(sparky_linear::train::LossStats, u64, u64), TrainError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..cfg.threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut worker = Worker::new(&shared, cfg.batch_size);
-                        let mut decoder = Int64SchemaDecoder::new(&data::feature_names());
+            let handles: Vec<_> = workers
+                .iter_mut()
+                .zip(decoders.iter_mut())
+                .map(|(worker, decoder)| {
+                    let (claimed, pause, order, train, shared) = (&claimed, &pause, &order, &train, &shared);
+                    s.spawn(move || {
                         let mut examples = 0u64;
                         let mut skipped = 0u64;
                         let mut hard_stop = false;
@@ -435,7 +442,7 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
                             if k >= total_blocks {
                                 break;
                             }
-                            let stats = train.read_block(order[k as usize], &mut decoder, |row| {
+                            let read = train.read_block(order[k as usize], decoder, |row| {
                                 let (ints, ids) = split(row);
                                 let (_, stepped) = worker.train(ints, ids, row[0] == 1);
                                 examples += 1;
@@ -448,16 +455,21 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
                                         return Flow::Stop;
                                     }
                                     if step >= target {
-                                        // Soft stop: finish this block first.
+                                        // Soft stop (a logging point): finish this block first.
                                         pause.store(true, Ordering::Relaxed);
                                     }
                                 }
                                 Flow::Continue
-                            })?;
+                            });
+                            let stats = match read {
+                                Ok(stats) => stats,
+                                Err(e) => {
+                                    // Stop the other threads too.
+                                    pause.store(true, Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            };
                             skipped += stats.skipped;
-                        }
-                        if !(hard_stop && shared.global_step() >= limit) {
-                            worker.end_batch();
                         }
                         Ok((worker.take_stats(), examples, skipped))
                     })
@@ -491,6 +503,10 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         }
         pos.blocks_done = claimed.load(Ordering::Relaxed).min(total_blocks);
         if pos.blocks_done >= total_blocks {
+            // The end of an epoch: the last, partial batches are applied.
+            for w in &mut workers {
+                w.end_batch();
+            }
             pos.epoch += 1;
             pos.blocks_done = 0;
         }
@@ -528,7 +544,14 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         }
     }
 
-    // The end: evaluate (unless this very step was just evaluated), checkpoint, export.
+    // The end: pending examples are applied, then evaluate (unless this very
+    // step was just evaluated), checkpoint, export.
+    if !cfg.train_steps.is_some_and(|n| shared.global_step() >= n) {
+        for w in &mut workers {
+            w.end_batch();
+        }
+    }
+    drop(workers);
     let step = shared.global_step();
     let metrics = match last_metrics {
         Some(m) if next_eval > step && cfg.eval_every > 0 && step % cfg.eval_every == 0 => m,

@@ -1,0 +1,274 @@
+//! The prepare job end to end, on generated data: determinism across thread
+//! counts, the Example schema and ranks, the three modes, bad lines,
+//! refusals, compressed and Parquet outputs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sparky_criteo::artifacts;
+use sparky_criteo::input::Source;
+use sparky_criteo::parse::{Cat, parse_line};
+use sparky_criteo::prepare::{self, BadLines, OutputCompression, OutputFormat, PrepareConfig, PrepareError, Progress};
+use sparky_criteo::schema::{MISSING_INT, Mode, OOV_ID};
+use sparky_datagen::{Generator, GeneratorConfig};
+use sparky_tfrecord::example::Int64SchemaDecoder;
+use sparky_tfrecord::{Compression, RecordReader};
+
+fn generate(path: &Path, first: u64, rows: u64, labelled: bool) {
+    let g = Generator::new(GeneratorConfig { seed: 3, labelled });
+    let mut out = Vec::new();
+    sparky_datagen::generate(&g, first, rows, 2, &mut out).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+fn config(input: &Path, out: PathBuf, mode: Mode, model: PathBuf) -> PrepareConfig {
+    let mut c = PrepareConfig::new(vec![Source::File(input.to_path_buf())], out, mode, model);
+    c.num_partitions = 4;
+    c.chunk_bytes = 64 << 10; // many chunks, so parts straddle them
+    c.sync = false;
+    c
+}
+
+fn run(c: &PrepareConfig) -> Result<prepare::PrepareSummary, PrepareError> {
+    prepare::run(c, &Progress::default())
+}
+
+/// All Examples of a prepared folder, in part order.
+fn read_rows(dir: &Path, mode: Mode) -> Vec<[i64; 40]> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("part-"))
+        .collect();
+    files.sort();
+    let mut dec = Int64SchemaDecoder::new(&mode.feature_names());
+    let mut out = Vec::new();
+    for f in files {
+        let mut r = RecordReader::open_with(&f, Compression::from_path(&f)).unwrap();
+        let mut buf = Vec::new();
+        while r.read_record(&mut buf).unwrap() {
+            let mut row = [0i64; 40];
+            dec.decode(&buf, &mut row).unwrap();
+            out.push(row);
+        }
+    }
+    out
+}
+
+fn file_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn outputs_are_identical_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    generate(&input, 0, 6000, true);
+    let mut reference: Option<(Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>)> = None;
+    for threads in [1, 2, 3] {
+        for compression in [OutputCompression::None, OutputCompression::Gzip] {
+            let out = dir.path().join(format!("out-{threads}-{compression:?}"));
+            let model = dir.path().join(format!("model-{threads}-{compression:?}"));
+            let mut c = config(&input, out.clone(), Mode::Train, model.clone());
+            c.threads = threads;
+            c.compression = compression;
+            run(&c).unwrap();
+            let parts: Vec<_> = file_bytes(&out).into_iter().filter(|(n, _)| n.starts_with("part-")).collect();
+            assert_eq!(parts.len(), 4);
+            if compression == OutputCompression::None {
+                let arts = file_bytes(&model);
+                match &reference {
+                    None => reference = Some((parts, arts)),
+                    Some((p, a)) => {
+                        assert_eq!(&parts, p, "parts differ with {threads} threads");
+                        assert_eq!(&arts, a, "artifacts differ with {threads} threads");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn examples_hold_the_schema_and_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    generate(&input, 0, 3000, true);
+    let out = dir.path().join("out");
+    let model = dir.path().join("model");
+    let s = run(&config(&input, out.clone(), Mode::Train, model.clone())).unwrap();
+    assert_eq!((s.lines, s.rows), (3000, 3000));
+    assert!(out.join("_SUCCESS").is_file() && out.join(prepare::PREPARED_FILE).is_file());
+    let rows = read_rows(&out, Mode::Train);
+    assert_eq!(rows.len(), 3000);
+    // Recount the values and check the rank rule on C1: by count, ties by text.
+    let text = std::fs::read(&input).unwrap();
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut c1: HashMap<Vec<u8>, u64> = HashMap::new();
+    for l in &lines {
+        let r = parse_line(l, Mode::Train).unwrap();
+        let mut t = Vec::new();
+        r.cats[0].write_text(&mut t);
+        *c1.entry(t).or_default() += 1;
+    }
+    let mut ranked: Vec<(Vec<u8>, u64)> = c1.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (i, (line, row)) in lines.iter().zip(&rows).enumerate() {
+        let r = parse_line(line, Mode::Train).unwrap();
+        assert_eq!(row[0], i64::from(r.label.unwrap()), "row {i} label");
+        assert_eq!(&row[1..14], &r.ints, "row {i} integers (missing = {MISSING_INT})");
+        let mut t = Vec::new();
+        r.cats[0].write_text(&mut t);
+        let rank = ranked.iter().position(|(v, _)| *v == t).unwrap() as i64 + 1;
+        assert_eq!(row[14], rank, "row {i}: C1 {:?}", String::from_utf8_lossy(&t));
+    }
+    // The artifacts agree with what was written.
+    let a = artifacts::load(&model).unwrap();
+    assert_eq!(a.manifest.rows_read, 3000);
+    assert_eq!(a.vocabulary.columns[0].len(), ranked.len());
+}
+
+#[test]
+fn evaluate_and_predict_use_the_training_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, eval, test) = (dir.path().join("train.tsv"), dir.path().join("eval.tsv"), dir.path().join("test.tsv"));
+    generate(&train, 0, 2000, true);
+    generate(&eval, 2000, 500, true);
+    generate(&test, 2500, 500, false);
+    let model = dir.path().join("model");
+    run(&config(&train, dir.path().join("p-train"), Mode::Train, model.clone())).unwrap();
+    run(&config(&eval, dir.path().join("p-eval"), Mode::Evaluate, model.clone())).unwrap();
+    let mut c = config(&test, dir.path().join("p-test"), Mode::Predict, model.clone());
+    c.first_line = 0;
+    run(&c).unwrap();
+    let vocab = artifacts::load(&model).unwrap().vocabulary;
+    let text = std::fs::read(&test).unwrap();
+    let rows = read_rows(&dir.path().join("p-test"), Mode::Predict);
+    let mut unseen = 0;
+    for (i, (line, row)) in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).zip(&rows).enumerate() {
+        assert_eq!(row[0], i as i64, "predict mode id is the line number");
+        let r = parse_line(line, Mode::Predict).unwrap();
+        for c in 0..26 {
+            let want = vocab.columns[c].id(r.cats[c]);
+            assert_eq!(row[14 + c], want);
+            if want == OOV_ID && r.cats[c] != Cat::Missing {
+                unseen += 1;
+            }
+        }
+    }
+    assert!(unseen > 0, "some test values were never seen in training: they map to id 0");
+    assert_eq!(read_rows(&dir.path().join("p-eval"), Mode::Evaluate).len(), 500);
+    // Artifacts that are missing are refused.
+    let e = run(&config(&test, dir.path().join("p-x"), Mode::Predict, dir.path().join("nope"))).unwrap_err();
+    assert!(e.to_string().contains("--mode train"), "{e}");
+}
+
+#[test]
+fn bad_lines_stop_with_position_or_are_skipped_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    generate(&input, 0, 1000, true);
+    let mut text = std::fs::read(&input).unwrap();
+    // Line 501: a non-integer in I3; line 1001 (the end, no newline): label 7.
+    let pos = text.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(499).unwrap().0 + 1;
+    let mut bad = b"0\t1\t2\tx3".to_vec();
+    bad.extend(std::iter::repeat_n(b'\t', 36));
+    bad.push(b'\n');
+    text.splice(pos..pos, bad);
+    text.extend_from_slice(b"7\t1");
+    std::fs::write(&input, &text).unwrap();
+
+    let out = dir.path().join("out");
+    let e = run(&config(&input, out.clone(), Mode::Train, dir.path().join("m1"))).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("train.tsv:501: column 4 (I3): not an integer"), "{msg}");
+    assert!(!out.join("_SUCCESS").exists());
+    assert!(!dir.path().join("m1").join(artifacts::MANIFEST_FILE).exists(), "no artifacts from a failed count");
+
+    let mut c = config(&input, dir.path().join("out2"), Mode::Train, dir.path().join("m2"));
+    c.bad_lines = BadLines::Skip;
+    let s = run(&c).unwrap();
+    assert_eq!((s.lines, s.rows, s.rejected_total()), (1002, 1000, 2));
+    let rejects = std::fs::read_to_string(dir.path().join("out2").join(prepare::REJECTS_FILE)).unwrap();
+    assert!(rejects.contains("\t501\tcolumn 4 (I3): not an integer"), "{rejects}");
+    assert!(rejects.contains("\t1002\tcolumn 1 (label): label must be 0 or 1"), "{rejects}");
+    assert_eq!(artifacts::load(&dir.path().join("m2")).unwrap().manifest.rows_rejected, 2);
+
+    // Evaluate mode fails on the bad line during the transform: no parts stay behind.
+    let out3 = dir.path().join("out3");
+    let e = run(&config(&input, out3.clone(), Mode::Evaluate, dir.path().join("m2"))).unwrap_err();
+    assert!(matches!(e, PrepareError::BadLine { line: 501, .. }), "{e}");
+    assert!(std::fs::read_dir(&out3).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("part-")));
+}
+
+#[test]
+fn existing_outputs_are_refused_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    generate(&input, 0, 200, true);
+    let out = dir.path().join("out");
+    let model = dir.path().join("model");
+    let mut c = config(&input, out.clone(), Mode::Train, model.clone());
+    run(&c).unwrap();
+    let e = run(&c).unwrap_err();
+    assert!(e.to_string().contains("--overwrite"), "{e}");
+    std::fs::remove_dir_all(&model).unwrap();
+    let e = run(&c).unwrap_err();
+    assert!(matches!(e, PrepareError::OutputExists(_)), "{e}");
+    // With --overwrite, fewer parts replace more: stale parts are removed.
+    c.overwrite = true;
+    c.num_partitions = 2;
+    run(&c).unwrap();
+    let parts = file_bytes(&out).into_iter().filter(|(n, _)| n.starts_with("part-")).count();
+    assert_eq!(parts, 2);
+}
+
+#[test]
+fn gzip_inputs_and_parquet_outputs() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("train.tsv");
+    generate(&plain, 0, 700, true);
+    let gz = dir.path().join("train.tsv.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    run(&config(&plain, a.clone(), Mode::Train, dir.path().join("ma"))).unwrap();
+    run(&config(&gz, b.clone(), Mode::Train, dir.path().join("mb"))).unwrap();
+    assert_eq!(read_rows(&a, Mode::Train), read_rows(&b, Mode::Train));
+    assert!(std::fs::read_dir(&b).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".spool")));
+
+    let mut c = config(&plain, dir.path().join("pq"), Mode::Evaluate, dir.path().join("ma"));
+    c.format = OutputFormat::Parquet;
+    run(&c).unwrap();
+    let want = read_rows(&a, Mode::Train);
+    let mut got: Vec<[i64; 40]> = Vec::new();
+    for p in 0..4 {
+        let f = std::fs::File::open(dir.path().join("pq").join(format!("part-r-{p:05}.parquet"))).unwrap();
+        let reader = SerializedFileReader::new(f).unwrap();
+        let schema = reader.metadata().file_metadata().schema_descr();
+        assert_eq!(schema.num_columns(), 40);
+        assert_eq!(schema.column(0).name(), "clicked");
+        assert_eq!(schema.column(39).name(), "categorical-feature-26");
+        for row in reader.get_row_iter(None).unwrap() {
+            let row = row.unwrap();
+            let mut v = [0i64; 40];
+            for (i, (_, field)) in row.get_column_iter().enumerate() {
+                let parquet::record::Field::Long(x) = field else { panic!("not an int64: {field:?}") };
+                v[i] = *x;
+            }
+            got.push(v);
+        }
+    }
+    assert_eq!(got, want);
+}
