@@ -82,7 +82,13 @@ fn step(n: usize, what: &str) {
     eprintln!("\n[{n}/6] {what}");
 }
 
-fn generate(g: &Generator, first: u64, rows: u64, threads: usize, path: &Path) -> Result<GenerateSummary, PipelineError> {
+fn generate(
+    g: &Generator,
+    first: u64,
+    rows: u64,
+    threads: usize,
+    path: &Path,
+) -> Result<GenerateSummary, PipelineError> {
     let mut f = create_buffered(path)?;
     let s = sparky_datagen::generate(g, first, rows, threads, &mut f).map_err(io(path))?;
     f.into_inner().map_err(|e| PipelineError::Io { path: path.to_path_buf(), source: e.into_error() })?;
@@ -210,7 +216,10 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     println!("  data/                  generated TSV (train, eval, test)");
     println!("  model/                 vocabulary artifacts (categorical-value-counts.csv, manifest.json)");
     println!("  prepared/{{train,eval,test}}/part-r-*.tfrecord   tf.train.Example files");
-    println!("  job/                   checkpoints, metrics.json, TensorBoard: tensorboard --logdir {}", p("job").display());
+    println!(
+        "  job/                   checkpoints, metrics.json, TensorBoard: tensorboard --logdir {}",
+        p("job").display()
+    );
     println!("  {}", export.strip_prefix(d).unwrap_or(&export).display());
     println!("                         the export: model.pb, artifacts/, saved_model.pb, manifest.json");
     println!("  predictions/           prediction.results-* (JSON lines)");

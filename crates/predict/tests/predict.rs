@@ -29,12 +29,8 @@ fn generate(path: &Path, first: u64, rows: u64, labelled: bool) {
 }
 
 fn prep(f: &Fixture, name: &str, mode: Mode) {
-    let mut c = PrepareConfig::new(
-        vec![Source::File(f.path(&format!("{name}.tsv")))],
-        f.path(name),
-        mode,
-        f.path("model"),
-    );
+    let mut c =
+        PrepareConfig::new(vec![Source::File(f.path(&format!("{name}.tsv")))], f.path(name), mode, f.path("model"));
     c.num_partitions = 3;
     c.sync = false;
     prepare::run(&c, &Progress::default()).unwrap();
@@ -56,7 +52,12 @@ fn fixture() -> Fixture {
     f
 }
 
-fn batch(inputs: Vec<PathBuf>, output: PathBuf, input_format: InputFormat, output_format: OutputFormat) -> PredictConfig {
+fn batch(
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    input_format: InputFormat,
+    output_format: OutputFormat,
+) -> PredictConfig {
     PredictConfig { inputs, output, input_format, output_format, strict: false, overwrite: false, threads: 2 }
 }
 
@@ -86,7 +87,8 @@ fn raw_tsv_scores_equal_prepare_then_predict() {
     let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
     let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
     assert_eq!(tf.len(), 3);
-    let a = sparky_predict::run_batch(&scorer, &batch(tf, f.path("out-tf"), InputFormat::Tfrecord, OutputFormat::Json)).unwrap();
+    let a = sparky_predict::run_batch(&scorer, &batch(tf, f.path("out-tf"), InputFormat::Tfrecord, OutputFormat::Json))
+        .unwrap();
     let b = sparky_predict::run_batch(
         &scorer,
         &batch(vec![f.path("test.tsv")], f.path("out-tsv"), InputFormat::Tsv, OutputFormat::Json),
@@ -110,8 +112,11 @@ fn raw_tsv_scores_equal_prepare_then_predict() {
     let (ok, bad) = sparky_predict::run_stream(&scorer, &mut input, &mut out, false).unwrap();
     assert_eq!((ok, bad), (2000, 0));
     let streamed: Vec<String> = String::from_utf8(out).unwrap().lines().map(str::to_string).collect();
-    let batch_lines: Vec<String> =
-        std::fs::read_to_string(f.path("out-tsv/prediction.results-00000-of-00001")).unwrap().lines().map(str::to_string).collect();
+    let batch_lines: Vec<String> = std::fs::read_to_string(f.path("out-tsv/prediction.results-00000-of-00001"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(streamed, batch_lines);
 }
 
@@ -135,14 +140,16 @@ fn labelled_input_gives_metrics_and_parquet_columns() {
     sparky_predict::run_batch(&scorer, &batch(tf, f.path("pq"), InputFormat::Tfrecord, OutputFormat::Parquet)).unwrap();
     let json = {
         let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-        sparky_predict::run_batch(&scorer, &batch(tf, f.path("js"), InputFormat::Tfrecord, OutputFormat::Json)).unwrap();
+        sparky_predict::run_batch(&scorer, &batch(tf, f.path("js"), InputFormat::Tfrecord, OutputFormat::Json))
+            .unwrap();
         read_json(&f.path("js"))
     };
     let mut rows = Vec::new();
     for p in 0..3 {
         let file = std::fs::File::open(f.path(&format!("pq/prediction.results-{p:05}-of-00003.parquet"))).unwrap();
         let r = SerializedFileReader::new(file).unwrap();
-        let names: Vec<String> = r.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
+        let names: Vec<String> =
+            r.metadata().file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
         assert_eq!(names, ["id", "score_0", "score_1"]);
         for row in r.get_row_iter(None).unwrap() {
             let row = row.unwrap();
@@ -165,9 +172,11 @@ fn unscorable_rows_are_listed_or_stop_with_strict() {
     let third = text.match_indices('\n').nth(1).unwrap().0 + 1;
     text.insert_str(third, "oops\n");
     std::fs::write(f.path("bad.tsv"), &text).unwrap();
-    let s =
-        sparky_predict::run_batch(&scorer, &batch(vec![f.path("bad.tsv")], f.path("o1"), InputFormat::Tsv, OutputFormat::Json))
-            .unwrap();
+    let s = sparky_predict::run_batch(
+        &scorer,
+        &batch(vec![f.path("bad.tsv")], f.path("o1"), InputFormat::Tsv, OutputFormat::Json),
+    )
+    .unwrap();
     assert_eq!((s.rows, s.errors), (2000, 1));
     let stats = std::fs::read_to_string(f.path("o1/prediction.errors_stats-00000-of-00001")).unwrap();
     assert!(stats.contains("\"position\":\"line 3\"") && stats.contains("not an integer"), "{stats}");
@@ -183,7 +192,8 @@ fn unscorable_rows_are_listed_or_stop_with_strict() {
     bytes[100] ^= 1;
     std::fs::write(&part, &bytes).unwrap();
     let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-    let s = sparky_predict::run_batch(&scorer, &batch(tf, f.path("o3"), InputFormat::Tfrecord, OutputFormat::Json)).unwrap();
+    let s = sparky_predict::run_batch(&scorer, &batch(tf, f.path("o3"), InputFormat::Tfrecord, OutputFormat::Json))
+        .unwrap();
     assert_eq!((s.rows, s.errors), (1999, 1));
     let stats = std::fs::read_to_string(f.path("o3/prediction.errors_stats-00000-of-00001")).unwrap();
     assert!(stats.contains("record 0 at byte 0") && stats.contains("checksum"), "{stats}");
