@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Read 3: the borrowed view, or prost's owned message.
         for entry in ExampleView::new(&buf).features() {
             let (name, feature) = entry?;
-            let values = feature.as_int64().map(|l| l.int64s()).unwrap_or_default();
+            let values = feature.as_int64().map(sparky_tfrecord::example::ValueList::int64s).unwrap_or_default();
             println!("record {n}: {name} = {values:?}");
         }
         let owned = sparky_tfrecord::proto::Example::decode(buf.as_slice())?;

@@ -595,9 +595,9 @@ impl PartWriter {
             }
         };
         if sync {
-            file.commit()?
+            file.commit()?;
         } else {
-            file.commit_unsynced()?
+            file.commit_unsynced()?;
         }
         Ok(std::fs::metadata(path).map_err(io)?.len())
     }

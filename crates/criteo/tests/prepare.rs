@@ -55,7 +55,10 @@ fn read_rows(dir: &Path, mode: Mode) -> Vec<[i64; 40]> {
     out
 }
 
-fn file_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+/// (file name, contents) of a folder's files.
+type Files = Vec<(String, Vec<u8>)>;
+
+fn file_bytes(dir: &Path) -> Files {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -71,7 +74,7 @@ fn outputs_are_identical_whatever_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("train.tsv");
     generate(&input, 0, 6000, true);
-    let mut reference: Option<(Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>)> = None;
+    let mut reference: Option<(Files, Files)> = None;
     for threads in [1, 2, 3] {
         for compression in [OutputCompression::None, OutputCompression::Gzip] {
             let out = dir.path().join(format!("out-{threads}-{compression:?}"));

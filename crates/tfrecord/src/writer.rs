@@ -215,7 +215,8 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(path)?;
-    f.write_all(bytes).map_err(|source| Error::File { path: f.temp_path().to_path_buf(), source })?;
+    // Errors name the file being written, not its temporary name.
+    f.write_all(bytes).map_err(|source| Error::File { path: f.path().to_path_buf(), source })?;
     f.commit()
 }
 

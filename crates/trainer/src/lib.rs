@@ -546,7 +546,7 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
 
     // The end: pending examples are applied, then evaluate (unless this very
     // step was just evaluated), checkpoint, export.
-    if !cfg.train_steps.is_some_and(|n| shared.global_step() >= n) {
+    if cfg.train_steps.is_none_or(|n| shared.global_step() < n) {
         for w in &mut workers {
             w.end_batch();
         }
