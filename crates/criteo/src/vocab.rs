@@ -56,6 +56,22 @@ impl<V: TableValue> U32Table<V> {
         (v != V::default()).then_some(v)
     }
 
+    /// Asks the CPU to start loading the cache line of `key`'s first probe,
+    /// so that several lookups' memory latencies overlap.
+    #[inline]
+    fn prefetch(&self, key: u32) {
+        let i = slot_of(key, self.slots.len() - 1);
+        let ptr = self.slots.as_ptr().wrapping_add(i);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint; it never faults, whatever the address
+        // (and `i` is in bounds anyway).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ptr;
+    }
+
     /// The value of `key`, inserting it (with the default value) if absent;
     /// the caller must then store a non-zero value.
     #[inline]
@@ -370,6 +386,13 @@ impl Vocabulary {
     /// Fills `ids` with the vocabulary ids of a row's categorical values.
     #[inline]
     pub fn ids(&self, row: &Row<'_>, ids: &mut [i64; NUM_CAT]) {
+        // Start every column's table load first: the large tables miss the
+        // cache, and 26 overlapping misses cost about as much as one.
+        for (vocab, &cat) in self.columns.iter().zip(&row.cats) {
+            if let Cat::Hex(v) = cat {
+                vocab.hex.prefetch(v);
+            }
+        }
         for ((id, vocab), &cat) in ids.iter_mut().zip(&self.columns).zip(&row.cats) {
             *id = vocab.id(cat);
         }

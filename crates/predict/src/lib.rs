@@ -333,7 +333,8 @@ impl PartSink {
                 w.into_inner().map_err(|source| PredictError::Parquet { path: path.to_path_buf(), source })?
             }
         };
-        file.commit()?;
+        // Synced all together at the end of the run (sparky_tfrecord::sync_all).
+        file.commit_unsynced()?;
         Ok(std::fs::metadata(path).map_err(io_err(path))?.len())
     }
 }
@@ -659,6 +660,7 @@ pub fn run_batch(scorer: &Scorer, cfg: &PredictConfig) -> Result<PredictSummary,
         text.extend_from_slice(line.to_string().as_bytes());
         text.push(b'\n');
     }
+    sparky_tfrecord::sync_all(&parts)?;
     sparky_tfrecord::write_atomic(out.join(writer::ERRORS_FILE), &text)?;
     sparky_tfrecord::write_atomic(out.join("_SUCCESS"), b"")?;
     Ok(PredictSummary {

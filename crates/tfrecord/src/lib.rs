@@ -68,7 +68,7 @@ mod writer;
 pub use compression::Compression;
 pub use error::{Error, Position, Result};
 pub use reader::{DEFAULT_MAX_RECORD_LEN, MappedFile, ReaderOptions, RecordReader, SliceReader, record_blocks};
-pub use writer::{AtomicFile, FileSummary, FileWriter, RecordWriter, WRITE_BUFFER, write_atomic};
+pub use writer::{AtomicFile, FileSummary, FileWriter, RecordWriter, WRITE_BUFFER, sync_all, write_atomic};
 
 /// The generated protobuf messages (`tf.train.Example` and friends).
 pub use sparky_proto::tensorflow as proto;
