@@ -94,16 +94,18 @@ struct Args {
     input: PathBuf,
 
     /// Output folder for the part files. It must be empty or absent, unless --overwrite.
-    #[arg(short = 'o', long, value_name = "DIR")]
-    out: PathBuf,
+    /// (With --stage count: the partial counts file. Not used by --stage merge.)
+    #[arg(short = 'o', long, value_name = "DIR", required_unless_present = "stage")]
+    out: Option<PathBuf>,
 
-    /// Which run this is.
-    #[arg(short = 'm', long, value_enum)]
-    mode: ModeArg,
+    /// Which run this is (required, except for --stage count and merge, which are train mode).
+    #[arg(short = 'm', long, value_enum, required_unless_present = "stage")]
+    mode: Option<ModeArg>,
 
     /// Folder of the preprocessing artifacts: written in train mode, read otherwise.
-    #[arg(short = 'x', long, value_name = "DIR")]
-    model: PathBuf,
+    /// (Not used by --stage count.)
+    #[arg(short = 'x', long, value_name = "DIR", required_unless_present = "stage")]
+    model: Option<PathBuf>,
 
     /// Number of part files; part p holds lines [p*L/P, (p+1)*L/P) of the L input lines.
     #[arg(long, default_value_t = 8, value_name = "N")]
@@ -143,9 +145,10 @@ struct Args {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 
-    /// Run one stage of a sharded job (for a cluster: see integrations/spark) instead of the whole job.
-    #[arg(long, value_enum, default_value_t = StageArg::All)]
-    stage: StageArg,
+    /// Run one stage of a sharded job (for a cluster: see integrations/spark) instead of the
+    /// whole job [default: the whole job].
+    #[arg(long, value_enum)]
+    stage: Option<StageArg>,
 
     /// Transform stage: number of the first part file this shard writes.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -176,9 +179,21 @@ fn join(base: Option<&Path>, p: &Path) -> PathBuf {
     }
 }
 
+/// The error clap would print for a missing flag (exit code 2).
+fn missing(flag: &str, stage: &str) -> ! {
+    use clap::CommandFactory;
+    Args::command()
+        .error(clap::error::ErrorKind::MissingRequiredArgument, format!("{flag} is required with --stage {stage}"))
+        .exit()
+}
+
 fn run(args: Args) -> Result<(), CliError> {
     let base = args.base.as_deref();
-    if args.stage == StageArg::Merge {
+    let stage = args.stage.unwrap_or(StageArg::All);
+    let stage_name = format!("{stage:?}").to_lowercase();
+    let model_arg = || args.model.clone().unwrap_or_else(|| missing("--model", &stage_name));
+    let out_arg = || args.out.clone().unwrap_or_else(|| missing("--out", &stage_name));
+    if stage == StageArg::Merge {
         let files: Vec<PathBuf> = input::resolve(&join(base, &args.input))?
             .into_iter()
             .filter_map(|s| match s {
@@ -186,7 +201,7 @@ fn run(args: Args) -> Result<(), CliError> {
                 input::Source::Stdin => None,
             })
             .collect();
-        let model = join(base, &args.model);
+        let model = join(base, &model_arg());
         let m = sparky_criteo::artifacts::merge_partial_counts(&files, &model, args.min_count, args.overwrite)
             .map_err(prepare::PrepareError::from)?;
         eprintln!(
@@ -199,12 +214,18 @@ fn run(args: Args) -> Result<(), CliError> {
         return Ok(());
     }
     let sources = input::resolve(&join(base, &args.input))?;
-    let mode = match args.mode {
-        ModeArg::Train => Mode::Train,
-        ModeArg::Evaluate => Mode::Evaluate,
-        ModeArg::Predict => Mode::Predict,
+    let mode = match (args.mode, stage) {
+        (Some(ModeArg::Train), _) | (None, StageArg::Count) => Mode::Train,
+        (Some(ModeArg::Evaluate), _) => Mode::Evaluate,
+        (Some(ModeArg::Predict), _) => Mode::Predict,
+        (None, _) => missing("--mode", &stage_name),
     };
-    let mut cfg = PrepareConfig::new(sources, join(base, &args.out), mode, join(base, &args.model));
+    if stage == StageArg::Count && mode != Mode::Train {
+        missing("--mode train (or no --mode)", &stage_name);
+    }
+    // The count stage writes no artifacts: any model folder will do.
+    let model = if stage == StageArg::Count { args.model.clone().unwrap_or_default() } else { model_arg() };
+    let mut cfg = PrepareConfig::new(sources, join(base, &out_arg()), mode, join(base, &model));
     cfg.num_partitions = args.num_partitions;
     cfg.compression = match args.compression {
         CompressionArg::None => OutputCompression::None,
@@ -226,7 +247,7 @@ fn run(args: Args) -> Result<(), CliError> {
     }
     cfg.first_part = args.first_part;
     cfg.first_line = args.first_line;
-    cfg.load_artifacts = args.stage == StageArg::Transform;
+    cfg.load_artifacts = stage == StageArg::Transform;
     let progress = Arc::new(Progress::default());
     let bar = {
         let p = progress.clone();
@@ -237,7 +258,7 @@ fn run(args: Args) -> Result<(), CliError> {
             rows: p.rows.load(Ordering::Relaxed),
         })
     };
-    if args.stage == StageArg::Count {
+    if stage == StageArg::Count {
         let (rows, rejected) = prepare::count_stage(&cfg, &cfg.out_dir, &progress)?;
         drop(bar);
         eprintln!("criteo-prepare: counted {rows} rows ({rejected} rejected) into {}", cfg.out_dir.display());
@@ -265,10 +286,10 @@ fn run(args: Args) -> Result<(), CliError> {
     eprintln!(
         "criteo-prepare: vocabulary sizes C1..C26: {} ({} {})",
         sizes.join(" "),
-        if mode == Mode::Train { "written to" } else { "read from" },
+        if mode == Mode::Train && !cfg.load_artifacts { "written to" } else { "read from" },
         cfg.model_dir.display()
     );
-    if mode == Mode::Train {
+    if mode == Mode::Train && !cfg.load_artifacts {
         eprintln!("criteo-prepare: counting {:.2} s, writing parts {:.2} s", s.count_seconds, s.write_seconds);
     }
     Ok(())
