@@ -275,3 +275,58 @@ fn gzip_inputs_and_parquet_outputs() {
     }
     assert_eq!(got, want);
 }
+
+#[test]
+fn odd_inputs_give_clear_errors_or_counted_skips() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let good = dir.path().join("good.tsv");
+    generate(&good, 0, 50, true);
+    run(&config(&good, dir.path().join("o-good"), Mode::Train, model.clone())).unwrap();
+    let eval = |name: &str, bytes: &[u8], skip: bool| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let mut c = config(&p, dir.path().join(format!("o-{name}")), Mode::Evaluate, model.clone());
+        if skip {
+            c.bad_lines = BadLines::Skip;
+        }
+        run(&c)
+    };
+    // An empty file: no rows, still a complete (empty) output.
+    let s = eval("empty.tsv", b"", false).unwrap();
+    assert_eq!((s.lines, s.rows, s.parts.len()), (0, 0, 4));
+    // CRLF line ends are accepted.
+    let text = std::fs::read(&good).unwrap();
+    let crlf: Vec<u8> = text.iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
+    assert_eq!(eval("crlf.tsv", &crlf, false).unwrap().rows, 50);
+    // A NUL byte in an integer field; a 1 MiB line; a huge integer; invalid UTF-8.
+    let long = {
+        let mut l = b"0\t1".to_vec();
+        l.extend(std::iter::repeat_n(b'7', 1 << 20));
+        l.push(b'\n');
+        l
+    };
+    for (name, line, column) in [
+        ("nul.tsv", b"0\t1\x002\n".to_vec(), "column 2 (I1): not an integer"),
+        ("long.tsv", long, "column 2 (I1): integer out of the 64-bit range"),
+        ("huge.tsv", b"1\t99999999999999999999999\n".to_vec(), "column 2 (I1): integer out of the 64-bit range"),
+        ("utf8.tsv", [&b"1"[..], &[b'\t'; 14], b"\xff\xfe\n"].concat(), "column 15 (C1): value is not valid UTF-8"),
+    ] {
+        let mut bytes = line.clone();
+        bytes.extend_from_slice(&text);
+        let e = eval(name, &bytes, false).unwrap_err().to_string();
+        assert!(e.contains(&format!("{name}:1: {column}")), "{e}");
+        let s = eval(&format!("skip-{name}"), &bytes, true).unwrap();
+        assert_eq!((s.rows, s.rejected_total()), (50, 1), "{name}");
+    }
+    // Gzip garbage: a clear error naming the file.
+    let mut gz = b"\x1f\x8b\x08\x00garbage".to_vec();
+    gz.extend_from_slice(&[0u8; 64]);
+    let p = dir.path().join("bad.tsv.gz");
+    std::fs::File::create(&p).unwrap().write_all(&gz).unwrap();
+    let c = config(&p, dir.path().join("o-gz"), Mode::Evaluate, model.clone());
+    let e = run(&c).unwrap_err().to_string();
+    assert!(e.contains("bad.tsv.gz"), "{e}");
+    assert!(!dir.path().join("o-gz/_SUCCESS").exists());
+}

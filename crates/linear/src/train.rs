@@ -200,14 +200,7 @@ impl SharedModel {
         let stride = stride_of(opt.kind);
         let cells = zeros(layout.num_weights() * stride);
         huge_pages(&cells);
-        Self {
-            cells,
-            stride,
-            layout,
-            opt,
-            steps: AtomicU64::new(0),
-            diverged: AtomicBool::new(false),
-        }
+        Self { cells, stride, layout, opt, steps: AtomicU64::new(0), diverged: AtomicBool::new(false) }
     }
 
     /// Resumes from a checkpoint (its weights, state and step count).

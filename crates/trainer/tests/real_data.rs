@@ -41,7 +41,8 @@ fn real_rows_reach_the_accuracy_goal() {
     prepare_file(dir.path().join("eval.tsv"), dir.path().join("eval"), Mode::Evaluate, model);
     // The settings docs/PERFORMANCE.md reports, chosen on these eval rows (as
     // the scikit-learn baseline's C was).
-    let mut c = sparky_trainer::TrainConfig::new(dir.path().join("job"), dir.path().join("train"), dir.path().join("eval"));
+    let mut c =
+        sparky_trainer::TrainConfig::new(dir.path().join("job"), dir.path().join("train"), dir.path().join("eval"));
     c.threads = 1;
     c.batch_size = 1024;
     c.epochs = Some(6);
@@ -57,7 +58,9 @@ fn real_rows_reach_the_accuracy_goal() {
 #[test]
 fn raw_public_files_parse_whole() {
     // 900 rows whose last line has no newline; 100 unlabelled test rows.
-    for (name, mode, rows) in [("criteo-train-head-900.raw.tsv", Mode::Train, 900), ("criteo-test-head-100.raw.tsv", Mode::Predict, 100)] {
+    for (name, mode, rows) in
+        [("criteo-train-head-900.raw.tsv", Mode::Train, 900), ("criteo-test-head-100.raw.tsv", Mode::Predict, 100)]
+    {
         let Some(path) = shared_data(name) else { return };
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");

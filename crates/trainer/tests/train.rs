@@ -150,6 +150,39 @@ fn a_stop_request_still_evaluates_checkpoints_and_exports() {
 }
 
 #[test]
+fn data_prepared_with_other_artifacts_is_refused() {
+    let f = fixture();
+    // Evaluation data prepared with another vocabulary: ids would mean other values.
+    let g = Generator::new(GeneratorConfig { seed: 6, labelled: true });
+    let mut out = Vec::new();
+    sparky_datagen::generate(&g, 0, 500, 1, &mut out).unwrap();
+    std::fs::write(f.path("other.tsv"), out).unwrap();
+    let mut p = PrepareConfig::new(
+        vec![Source::File(f.path("other.tsv"))],
+        f.path("other"),
+        Mode::Train,
+        f.path("other-model"),
+    );
+    p.sync = false;
+    prepare::run(&p, &Progress::default()).unwrap();
+    let mut c = config(&f, "job");
+    c.eval_dir = f.path("other");
+    c.epochs = Some(1);
+    let e = train(&c).unwrap_err().to_string();
+    assert!(e.contains("prepared with other artifacts"), "{e}");
+    // A checkpoint from a job trained on other artifacts cannot be resumed.
+    let mut c = config(&f, "job2");
+    c.train_dir = f.path("other");
+    c.eval_dir = f.path("other");
+    c.train_steps = Some(3);
+    train(&c).unwrap();
+    let mut c = config(&f, "job2");
+    c.train_steps = Some(6);
+    let e = train(&c).unwrap_err().to_string();
+    assert!(e.contains("other preprocessing artifacts") && e.contains("--overwrite"), "{e}");
+}
+
+#[test]
 fn bad_inputs_are_named() {
     let f = fixture();
     // A flipped payload byte: an error with file and offset, or skipped and counted.
