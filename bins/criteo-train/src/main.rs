@@ -136,6 +136,12 @@ struct Args {
     #[arg(long, default_value_t = 1, value_name = "N")]
     seed: u64,
 
+    /// Read the blocks in file order every epoch instead of shuffling them:
+    /// for time-ordered data (as the guide's head/tail split), training in
+    /// time order.
+    #[arg(long)]
+    no_shuffle: bool,
+
     /// Start afresh: delete this job's checkpoints, event files and metrics first.
     #[arg(long)]
     overwrite: bool,
@@ -212,13 +218,14 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         cfg.threads = t;
     }
     cfg.seed = args.seed;
+    cfg.shuffle = !args.no_shuffle;
     cfg.overwrite = args.overwrite;
     cfg.skip_corrupt = args.skip_corrupt_records;
     cfg.export = !args.no_export;
     let flags = serde_json::json!({
         "batch_size": cfg.batch_size, "train_steps": cfg.train_steps, "epochs": cfg.epochs,
         "optimizer": optimizer, "int_transform": cfg.int_transform, "categorical_encoding": cfg.cat_encoding,
-        "threads": cfg.threads, "seed": cfg.seed,
+        "threads": cfg.threads, "seed": cfg.seed, "shuffle": cfg.shuffle,
     });
     cfg.flags = flags.as_object().expect("an object").clone().into_iter().collect();
     if cfg.train_steps.is_none() && cfg.epochs.is_none() && !args.quiet {

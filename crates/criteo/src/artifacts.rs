@@ -525,6 +525,24 @@ fn parse_csv(path: &Path, data: &[u8]) -> Result<Vec<Vec<(Value, u64)>>, Artifac
     Ok(columns)
 }
 
+/// The line of row `index` (0-based) of categorical column `c` in a CSV
+/// that [`parse_csv`] accepted, for error messages.
+fn line_of_row(data: &[u8], c: usize, index: usize) -> u64 {
+    let name = cat_feature_name(c);
+    let mut records = CsvRecords { data, pos: 0, line: 1 };
+    let mut fields = Vec::new();
+    let mut rows = 0;
+    while let Ok(Some(line)) = records.next_record(&mut fields) {
+        if fields.first().is_some_and(|f| f.as_slice() == name.as_bytes()) {
+            if rows == index {
+                return line;
+            }
+            rows += 1;
+        }
+    }
+    0
+}
+
 /// Loads and checks the artifacts in `dir`.
 ///
 /// # Errors
@@ -600,12 +618,20 @@ pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, Arti
             )));
         }
     }
-    let vocabulary = Vocabulary {
-        columns: {
-            use rayon::prelude::*;
-            columns.into_par_iter().map(ColumnVocab::from_ranked).collect()
-        },
+    let columns: Vec<_> = {
+        use rayon::prelude::*;
+        columns.into_par_iter().map(ColumnVocab::try_from_ranked).collect()
     };
+    let mut vocab_columns = Vec::with_capacity(NUM_CAT);
+    for (c, col) in columns.into_iter().enumerate() {
+        // A value listed twice would have two ranks but one id.
+        vocab_columns.push(col.map_err(|(rank, first)| ArtifactError::Csv {
+            path: csv_path.clone(),
+            line: line_of_row(csv, c, rank as usize - 1),
+            what: format!("{} at rank {rank} repeats the value of rank {first}", cat_feature_name(c)),
+        })?);
+    }
+    let vocabulary = Vocabulary { columns: vocab_columns };
     Ok(Artifacts { manifest, vocabulary, manifest_crc32c: crc32c::crc32c(json) })
 }
 
@@ -674,6 +700,28 @@ mod tests {
         let e = load(dir.path()).unwrap_err();
         assert!(matches!(e, ArtifactError::Missing { file: MANIFEST_FILE, .. }));
         assert!(e.to_string().contains("--mode train"));
+    }
+
+    /// Found by `fuzz/artifacts`: a CSV listing a value twice in one column
+    /// loaded, the value taking the later rank's id and the earlier rank's id
+    /// never given.
+    #[test]
+    fn fuzz_a_value_listed_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &sample_vocab(), 7, 0, 1, false).unwrap();
+        let json = std::fs::read(dir.path().join(MANIFEST_FILE)).unwrap();
+        let mut manifest: Manifest = serde_json::from_slice(&json).unwrap();
+        let csv = "feature,value,count,rank\n\
+                   categorical-feature-1,68fd1e64,3,1\n\
+                   categorical-feature-1,,2,2\n\
+                   categorical-feature-1,68fd1e64,2,3\n\
+                   categorical-feature-26,00000001,1,1\n";
+        manifest.counts_csv.bytes = csv.len() as u64;
+        manifest.counts_csv.crc32c = crc32c::crc32c(csv.as_bytes());
+        let json = serde_json::to_vec(&manifest).unwrap();
+        let e = from_bytes(dir.path(), &json, csv.as_bytes()).unwrap_err();
+        assert!(matches!(e, ArtifactError::Csv { line: 4, .. }), "{e}");
+        assert!(e.to_string().contains("categorical-feature-1 at rank 3 repeats the value of rank 1"), "{e}");
     }
 
     #[test]

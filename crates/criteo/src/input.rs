@@ -228,6 +228,12 @@ impl Mapped {
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+
+    /// Drops bytes `range` from the process's resident set once they have
+    /// been read (see [`sparky_tfrecord::release`]).
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        sparky_tfrecord::release(self.map.as_ref(), range);
+    }
 }
 
 /// Maps every source, copying stream sources (standard input, `.gz`) into

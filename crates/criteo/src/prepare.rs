@@ -499,6 +499,7 @@ fn count(
             });
             progress.done_bytes.fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
             progress.rows.fetch_add(rows, Ordering::Relaxed);
+            inputs[chunk.input].release(chunk.start..chunk.end);
             first_error
         },
         |_, error: Option<Reject>| match error {
@@ -603,6 +604,11 @@ impl PartWriter {
     }
 }
 
+/// One past the chunk's last global line.
+fn global_end(c: &Chunk) -> u64 {
+    c.global_line + c.lines
+}
+
 /// What one part's worker produced.
 struct PartOut {
     info: PartInfo,
@@ -688,6 +694,10 @@ fn write_part(
             true
         });
         progress.done_bytes.fetch_add(bytes_done, Ordering::Relaxed);
+        if global_end(chunk) <= hi {
+            // This part is the chunk's last reader.
+            inputs[chunk.input].release(chunk.start..chunk.end);
+        }
         match &mut writer {
             PartWriter::Records(w) => {
                 w.write_all(&buf).map_err(io)?;

@@ -330,24 +330,35 @@ impl ColumnVocab {
     /// Builds the lookup tables for entries already in rank order.
     ///
     /// # Panics
-    /// If there are 2^32 - 1 entries or more.
+    /// If there are 2^32 - 1 entries or more, or a value appears twice.
     #[must_use]
     pub fn from_ranked(entries: Vec<(Value, u64)>) -> Self {
+        Self::try_from_ranked(entries)
+            .unwrap_or_else(|(id, first)| panic!("rank {id} repeats the value of rank {first}"))
+    }
+
+    /// As [`from_ranked`](Self::from_ranked), but a value that appears twice
+    /// is an error: `Err((rank, earlier rank))`, both 1-based.
+    ///
+    /// # Panics
+    /// If there are 2^32 - 1 entries or more.
+    pub fn try_from_ranked(entries: Vec<(Value, u64)>) -> Result<Self, (u32, u32)> {
         assert!(entries.len() < u32::MAX as usize, "vocabulary too large");
         let mut hex = U32Table::with_capacity(entries.len());
         let mut missing = 0;
         let mut other = HashMap::new();
         for (i, (v, _)) in entries.iter().enumerate() {
             let id = i as u32 + 1;
-            match v {
-                Value::Missing => missing = id,
-                Value::Hex(h) => *hex.entry(*h) = id,
-                Value::Other(b) => {
-                    other.insert(b.clone(), id);
-                }
+            let earlier = match v {
+                Value::Missing => std::mem::replace(&mut missing, id),
+                Value::Hex(h) => std::mem::replace(hex.entry(*h), id),
+                Value::Other(b) => other.insert(b.clone(), id).unwrap_or(0),
+            };
+            if earlier != 0 {
+                return Err((id, earlier));
             }
         }
-        Self { entries, hex, missing, other }
+        Ok(Self { entries, hex, missing, other })
     }
 
     /// The vocabulary id of `cat`: its rank, or [`OOV_ID`].

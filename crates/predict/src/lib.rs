@@ -463,6 +463,9 @@ fn score_mapped(
         for o in outs {
             sink(o?)?;
         }
+        if let (Some(first), Some(last)) = (window.first(), window.last()) {
+            file.release(first.0.start..last.0.end);
+        }
     }
     if let Some(e) = framing_error {
         if strict {

@@ -4,6 +4,10 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// [`Position::record`] when the record's number is not known (a reader that
+/// started in the middle of a file: see [`crate::next_record_start`]).
+pub const UNKNOWN_RECORD: u64 = u64::MAX;
+
 /// Where in a stream something went wrong: the file (when the caller named
 /// one), the byte offset of the record's first header byte, and how many
 /// records came before it.
@@ -15,7 +19,7 @@ pub struct Position {
     pub path: Option<PathBuf>,
     /// Byte offset of the start of the record (its length header).
     pub offset: u64,
-    /// Records (valid or skipped) before this one.
+    /// Records (valid or skipped) before this one, or [`UNKNOWN_RECORD`].
     pub record: u64,
 }
 
@@ -30,7 +34,11 @@ impl fmt::Display for Position {
         if let Some(p) = &self.path {
             write!(f, "{}: ", p.display())?;
         }
-        write!(f, "record {} at byte {}", self.record, self.offset)
+        if self.record == UNKNOWN_RECORD {
+            write!(f, "record at byte {}", self.offset)
+        } else {
+            write!(f, "record {} at byte {}", self.record, self.offset)
+        }
     }
 }
 

@@ -699,6 +699,39 @@ impl Int64SchemaDecoder {
         Self { names, sorted, lookup, seen, generation: 0, optional, templates }
     }
 
+    /// Decodes by protobuf's rules alone: the last entry of each name
+    /// counts. For the rare Example where a schema feature is not one int64
+    /// on first sight (an error, unless a later entry replaces it).
+    #[cold]
+    fn decode_last_wins(&mut self, bytes: &[u8], out: &mut [i64]) -> Result<()> {
+        let mut last: Vec<Option<FeatureRef<'_>>> = vec![None; self.names.len()];
+        for entry in ExampleView::new(bytes).features() {
+            let (name, f) = entry?;
+            if let Some(&slot) = self.lookup.get(name.as_bytes()) {
+                last[slot] = Some(f);
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.seen.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        for (slot, f) in last.into_iter().enumerate() {
+            let name = || self.names[slot].clone();
+            match f {
+                Some(FeatureRef::Int64(l)) if l.len() == 1 => {
+                    out[slot] = l.first;
+                    self.seen[slot] = self.generation;
+                }
+                Some(FeatureRef::Int64(l)) => return Err(ExampleError::WrongCount { name: name(), count: l.len() }),
+                Some(other) => return Err(ExampleError::WrongKind { name: name(), found: other.kind_name() }),
+                None if self.optional[slot] => {}
+                None => return Err(ExampleError::Missing { name: name() }),
+            }
+        }
+        Ok(())
+    }
+
     /// Decodes an Example laid out exactly as prost and TensorFlow write it
     /// (one `features` field, canonical single-value entries in name order,
     /// only schema features): the common case, a handful of word compares
@@ -854,20 +887,21 @@ impl Int64SchemaDecoder {
                     }
                     _ => self.lookup.get(name).copied(),
                 };
-                let Some(slot) = slot else { continue };
+                let Some(slot) = slot else {
+                    // Not in the schema, but prost refuses a name that is not
+                    // UTF-8 (the general path checks it; the fast one does not).
+                    if std::str::from_utf8(name).is_err() {
+                        return malformed(entry.pos, "feature name is not valid UTF-8");
+                    }
+                    continue;
+                };
                 let v = match value {
                     Ok(v) => v,
                     Err(f) => match f {
                         FeatureRef::Int64(l) if l.len() == 1 => l.first,
-                        FeatureRef::Int64(l) => {
-                            return Err(ExampleError::WrongCount { name: self.names[slot].clone(), count: l.len() });
-                        }
-                        other => {
-                            return Err(ExampleError::WrongKind {
-                                name: self.names[slot].clone(),
-                                found: other.kind_name(),
-                            });
-                        }
+                        // Not one int64, but a later entry of the same name
+                        // may replace it: protobuf keeps the last.
+                        _ => return self.decode_last_wins(bytes, out),
                     },
                 };
                 out[slot] = v;
@@ -930,8 +964,8 @@ fn exact_varint(b: &[u8]) -> Option<u64> {
     Some(v | (u64::from(last) << (7 * init.len())))
 }
 
-/// Byte-slice equality for short names, without a call to `memcmp`: 16- or
-/// 8-byte words, the last one overlapping.
+/// Byte-slice equality for short names, without a call to `memcmp`: 8-byte
+/// words, the last one overlapping.
 #[inline(always)]
 fn short_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -940,11 +974,6 @@ fn short_eq(a: &[u8], b: &[u8]) -> bool {
     }
     if n < 8 {
         return a == b;
-    }
-    if (16..=32).contains(&n) {
-        // Two 16-byte words, overlapping: Criteo's feature names.
-        let w = |s: &[u8], i: usize| u128::from_le_bytes(s[i..i + 16].try_into().expect("16 bytes"));
-        return w(a, 0) == w(b, 0) && w(a, n - 16) == w(b, n - 16);
     }
     let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
     let mut i = 0;
@@ -1242,6 +1271,47 @@ mod tests {
         assert_eq!(two, [3, 77]);
         assert!(opt.is_present(0) && !opt.is_present(1));
         assert!(matches!(dec.decode(&bytes[..bytes.len() - 1], &mut out), Err(ExampleError::Malformed { .. })));
+    }
+
+    /// Found by `fuzz/example_schema`: a canonical single-int64 entry whose
+    /// name is not UTF-8 (and so not in the schema) was skipped, where prost
+    /// refuses the Example.
+    #[test]
+    fn fuzz_schema_decoder_refuses_a_name_that_is_not_utf8() {
+        let bytes = [0x0a, 0x0d, 0x0a, 0x0b, 0x0a, 0x02, 0xff, 0xfe, 0x12, 0x05, 0x1a, 0x03, 0x0a, 0x01, 0x00];
+        assert!(pb::Example::decode(bytes.as_slice()).is_err());
+        let mut dec = Int64SchemaDecoder::new(&["a"]).with_optional(&["a"]);
+        let mut out = [0];
+        assert!(matches!(dec.decode(&bytes, &mut out), Err(ExampleError::Malformed { offset: 4, .. })));
+    }
+
+    /// Found by `fuzz/example_schema`: a schema feature given twice, first
+    /// as another kind, then as one int64, was refused; protobuf keeps the
+    /// last entry, so prost reads the int64.
+    #[test]
+    fn fuzz_schema_decoder_lets_a_later_entry_replace_a_wrong_one() {
+        let entry = |name: &str, kind: Kind| {
+            let mut features = pb::Features::default();
+            features.feature.insert(name.into(), pb::Feature { kind: Some(kind) });
+            pb::Example { features: Some(features) }.encode_to_vec()
+        };
+        // Two Example.features messages merge into one map: "x" twice.
+        let mut bytes = entry("x", Kind::FloatList(pb::FloatList { value: vec![1.0] }));
+        bytes.extend(entry("y", Kind::Int64List(pb::Int64List { value: vec![5] })));
+        bytes.extend(entry("x", Kind::Int64List(pb::Int64List { value: vec![3] })));
+        let prost = pb::Example::decode(bytes.as_slice()).unwrap();
+        assert_eq!(prost.features.unwrap().feature.len(), 2);
+        let mut dec = Int64SchemaDecoder::new(&["x", "y", "z"]).with_optional(&["z"]);
+        let mut out = [0, 0, 9];
+        dec.decode(&bytes, &mut out).unwrap();
+        assert_eq!(out, [3, 5, 9]);
+        assert!(dec.is_present(0) && dec.is_present(1) && !dec.is_present(2));
+        // The other way round the last entry is wrong, and so is the Example.
+        let mut bytes = entry("x", Kind::Int64List(pb::Int64List { value: vec![3] }));
+        bytes.extend(entry("y", Kind::Int64List(pb::Int64List { value: vec![5, 6] })));
+        bytes.extend(entry("x", Kind::FloatList(pb::FloatList { value: vec![1.0] })));
+        let e = dec.decode(&bytes, &mut out).unwrap_err();
+        assert_eq!(e, ExampleError::WrongKind { name: "x".into(), found: "a float list" });
     }
 
     #[test]

@@ -66,8 +66,11 @@ mod reader;
 mod writer;
 
 pub use compression::Compression;
-pub use error::{Error, Position, Result};
-pub use reader::{DEFAULT_MAX_RECORD_LEN, MappedFile, ReaderOptions, RecordReader, SliceReader, record_blocks};
+pub use error::{Error, Position, Result, UNKNOWN_RECORD};
+pub use reader::{
+    DEFAULT_MAX_RECORD_LEN, MappedFile, ReaderOptions, RecordReader, SliceReader, next_record_start, record_blocks,
+    release,
+};
 pub use writer::{AtomicFile, FileSummary, FileWriter, RecordWriter, WRITE_BUFFER, sync_all, write_atomic};
 
 /// The generated protobuf messages (`tf.train.Example` and friends).

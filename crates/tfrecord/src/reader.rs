@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compression::Compression;
 use crate::crc::{mask, masked_crc32c};
-use crate::error::{Error, Position, Result};
+use crate::error::{Error, Position, Result, UNKNOWN_RECORD};
 use crate::{FOOTER_LEN, HEADER_LEN};
 
 /// The default [`ReaderOptions::max_record_len`]: 256 MiB.
@@ -330,6 +330,7 @@ pub struct SliceReader<'a> {
     resynced_bytes: u64,
     done: bool,
     base: u64,
+    records_known: bool,
 }
 
 impl<'a> SliceReader<'a> {
@@ -346,7 +347,17 @@ impl<'a> SliceReader<'a> {
             resynced_bytes: 0,
             done: false,
             base: 0,
+            records_known: true,
         }
+    }
+
+    /// Like [`with_start`](Self::with_start) when the number of records
+    /// before `offset` is not known: errors then name the byte offset only.
+    #[must_use]
+    pub fn with_start_unnumbered(mut self, offset: u64) -> Self {
+        self.base = offset;
+        self.records_known = false;
+        self
     }
 
     /// Declares that `data` starts at byte `offset` of its file, after
@@ -400,7 +411,8 @@ impl<'a> SliceReader<'a> {
     }
 
     fn at(&self, offset: usize) -> Position {
-        Position::new(self.path, self.base + offset as u64, self.records)
+        let record = if self.records_known { self.records } else { UNKNOWN_RECORD };
+        Position::new(self.path, self.base + offset as u64, record)
     }
 
     /// Checks one record at `pos` without side effects: `Ok((payload, end))`
@@ -497,6 +509,23 @@ impl<'a> Iterator for SliceReader<'a> {
     }
 }
 
+/// The first offset at or after `from` where a whole record starts and
+/// verifies (its length checksum, then its payload checksum), or `None`.
+/// Offset 0 is always a record start. A reader can thus start anywhere in a
+/// file: a false match needs two 32-bit checksums to agree by chance.
+#[must_use]
+pub fn next_record_start(data: &[u8], from: usize, max_record_len: u64) -> Option<usize> {
+    if from == 0 {
+        return (!data.is_empty()).then_some(0);
+    }
+    let probe = SliceReader::new(data).with_options(ReaderOptions {
+        verify_checksums: true,
+        max_record_len,
+        ..ReaderOptions::default()
+    });
+    (from..data.len().saturating_sub(HEADER_LEN + FOOTER_LEN - 1)).find(|&p| probe.check_at(p).is_ok())
+}
+
 /// Splits the records of `data` into runs of `per_block` records, hopping
 /// from header to header (checking each length field against its checksum,
 /// not the payloads). Returns `(byte range, index of its first record)` for
@@ -556,6 +585,25 @@ pub fn record_blocks(
     Ok(out)
 }
 
+/// Drops the pages of `range` of a read-only file mapping from the resident
+/// set (see [`MappedFile::release`]).
+pub fn release(map: Option<&memmap2::Mmap>, range: std::ops::Range<usize>) {
+    #[cfg(unix)]
+    if let Some(m) = map {
+        let end = range.end.min(m.len());
+        if range.start < end {
+            // SAFETY: the map is a read-only, private mapping of a file that is
+            // not modified while mapped; MADV_DONTNEED only drops the pages
+            // from this process, and any later access reads the same bytes
+            // back from the file.
+            let _ =
+                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, end - range.start) };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, range);
+}
+
 /// A file mapped into memory, whose records can be read with no copy.
 ///
 /// ```no_run
@@ -609,6 +657,15 @@ impl MappedFile {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Tells the kernel this process is done with bytes `range` for now:
+    /// their pages leave the process's resident set (they stay in the page
+    /// cache, and come back on the next access). Readers that stream through
+    /// a large file call this behind them, so that resident memory does not
+    /// grow with the file. A hint: errors are ignored.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        release(self.map.as_ref(), range);
     }
 
     /// The records, with default options.

@@ -8,9 +8,12 @@ use sparky_tfrecord::{Compression, MappedFile, ReaderOptions, RecordReader, Slic
 
 use crate::TrainError;
 
-/// Records per block (the unit of work, shuffling and resuming) of an
-/// uncompressed file. A compressed file is one block.
-pub const BLOCK_RECORDS: u64 = 1024;
+/// Bytes per block (the unit of work, shuffling and resuming) of an
+/// uncompressed file: about 750 Criteo Examples. A block holds the records
+/// that start in its byte range; a reader finds the first with
+/// [`sparky_tfrecord::next_record_start`], so opening a folder reads nothing.
+/// A compressed file is one block.
+pub const BLOCK_BYTES: u64 = 1 << 20;
 
 /// Values of one training row: label, 13 integers, 26 vocabulary ids.
 pub type Row = [i64; 40];
@@ -50,13 +53,12 @@ enum Source {
     Stream(PathBuf),
 }
 
-/// A block: a run of records of one file.
+/// A block: the records of one file that start in a byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block {
     file: usize,
     start: u64,
     end: u64,
-    first_record: u64,
 }
 
 /// The records of a prepared folder.
@@ -64,7 +66,6 @@ pub struct Dataset {
     paths: Vec<PathBuf>,
     sources: Vec<Source>,
     blocks: Vec<Block>,
-    records: Option<u64>,
     opts: ReaderOptions,
 }
 
@@ -87,55 +88,36 @@ pub enum Flow {
 
 impl Dataset {
     /// Opens the `part-*` files of `dir`: uncompressed files are mapped and
-    /// split into blocks by hopping over record headers (checking the length
-    /// checksums); compressed files are one block each.
+    /// cut into byte ranges of [`BLOCK_BYTES`]; compressed files are one
+    /// block each. Nothing is read yet.
     pub fn open(dir: &Path, skip_corrupt: bool) -> Result<Self, TrainError> {
         let paths = part_files(dir)?;
         let opts = ReaderOptions { skip_corrupt_payloads: skip_corrupt, ..ReaderOptions::default() };
         let mut sources = Vec::with_capacity(paths.len());
         let mut blocks = Vec::new();
-        let mut total = Some(0u64);
         for (i, p) in paths.iter().enumerate() {
             if Compression::from_path(p) == Compression::None {
                 let m = MappedFile::open(p)?;
-                let runs = sparky_tfrecord::record_blocks(m.bytes(), BLOCK_RECORDS, Some(p), opts)?;
-                let mut n = 0;
-                for (range, first) in runs {
-                    n = first;
-                    blocks.push(Block {
-                        file: i,
-                        start: range.start as u64,
-                        end: range.end as u64,
-                        first_record: first,
-                    });
+                let len = m.bytes().len() as u64;
+                let mut start = 0;
+                while start < len {
+                    let end = (start + BLOCK_BYTES).min(len);
+                    blocks.push(Block { file: i, start, end });
+                    start = end;
                 }
-                let last = blocks.last().filter(|b| b.file == i);
-                let in_file = last.map_or(0, |b| {
-                    n + SliceReader::new(&m.bytes()[b.start as usize..b.end as usize])
-                        .with_options(ReaderOptions { verify_checksums: false, ..opts })
-                        .count() as u64
-                });
-                total = total.map(|t| t + in_file);
                 sources.push(Source::Mapped(m));
             } else {
-                blocks.push(Block { file: i, start: 0, end: u64::MAX, first_record: 0 });
-                total = None;
+                blocks.push(Block { file: i, start: 0, end: u64::MAX });
                 sources.push(Source::Stream(p.clone()));
             }
         }
-        Ok(Self { paths, sources, blocks, records: total, opts })
+        Ok(Self { paths, sources, blocks, opts })
     }
 
     /// Number of blocks.
     #[must_use]
     pub fn blocks(&self) -> usize {
         self.blocks.len()
-    }
-
-    /// Number of records, when every file is uncompressed.
-    #[must_use]
-    pub fn records(&self) -> Option<u64> {
-        self.records
     }
 
     /// The files.
@@ -155,33 +137,53 @@ impl Dataset {
         let path = &self.paths[block.file];
         let mut row = [0i64; 40];
         let mut stats = BlockStats::default();
-        let decode_err = |record: u64, e: ExampleError| TrainError::Example { path: path.clone(), record, source: e };
+        let decode_err = |at: String, e: ExampleError| TrainError::Example { path: path.clone(), at, source: e };
         match &self.sources[block.file] {
             Source::Mapped(m) => {
-                let bytes = &m.bytes()[block.start as usize..block.end as usize];
-                let mut r = SliceReader::new(bytes)
+                let bytes = m.bytes();
+                let Some(first) =
+                    sparky_tfrecord::next_record_start(bytes, block.start as usize, self.opts.max_record_len)
+                else {
+                    return Ok(stats); // no record starts here: the one before runs to the end
+                };
+                let end = block.end as usize;
+                let mut r = SliceReader::new(&bytes[first..])
                     .with_path(path)
                     .with_options(self.opts)
-                    .with_start(block.start, block.first_record);
-                while let Some(rec) = r.next_record() {
+                    .with_start_unnumbered(first as u64);
+                while (r.offset() as usize) < end {
+                    let at = r.offset();
+                    let Some(rec) = r.next_record() else { break };
                     let rec = rec?;
-                    let index = r.records() - 1;
-                    decoder.decode(rec, &mut row).map_err(|e| decode_err(index, e))?;
-                    check_label(&row, path, index)?;
+                    let here = || format!("record at byte {at}");
+                    decoder.decode(rec, &mut row).map_err(|e| decode_err(here(), e))?;
+                    check_label(&row, path, here)?;
                     stats.rows += 1;
                     if let Flow::Stop = f(&row) {
                         break;
                     }
                 }
+                // The record after the range (where the next block starts) must
+                // be whole: a damaged one there would be silently passed over
+                // by the next block's search for a record start.
+                if (r.offset() as usize) < bytes.len()
+                    && (r.offset() as usize) >= end
+                    && let Some(Err(e)) = r.next_record()
+                {
+                    return Err(e.into());
+                }
                 stats.skipped = r.skipped();
+                // Resident memory must not grow with the data: let the pages go.
+                m.release(block.start as usize..end.min(bytes.len()));
             }
             Source::Stream(p) => {
                 let mut r = RecordReader::open(p)?.with_options(self.opts);
                 let mut buf = Vec::new();
                 while r.read_record(&mut buf)? {
                     let index = r.records_read() + r.skipped() - 1;
-                    decoder.decode(&buf, &mut row).map_err(|e| decode_err(index, e))?;
-                    check_label(&row, path, index)?;
+                    let here = || format!("record {index}");
+                    decoder.decode(&buf, &mut row).map_err(|e| decode_err(here(), e))?;
+                    check_label(&row, path, here)?;
                     stats.rows += 1;
                     if let Flow::Stop = f(&row) {
                         break;
@@ -194,11 +196,11 @@ impl Dataset {
     }
 }
 
-fn check_label(row: &Row, path: &Path, record: u64) -> Result<(), TrainError> {
+fn check_label(row: &Row, path: &Path, at: impl FnOnce() -> String) -> Result<(), TrainError> {
     if row[0] == 0 || row[0] == 1 {
         Ok(())
     } else {
-        Err(TrainError::Label { path: path.to_path_buf(), record, value: row[0] })
+        Err(TrainError::Label { path: path.to_path_buf(), at: at(), value: row[0] })
     }
 }
 

@@ -9,7 +9,7 @@
 //! the newest checkpoint when rerun), writes `JOB_DIR/metrics.json`, and
 //! exports the model to `JOB_DIR/export/Servo/<seconds>/`.
 //!
-//! Work is split into blocks of [`data::BLOCK_RECORDS`] records, taken by the
+//! Work is split into blocks of about [`data::BLOCK_BYTES`] bytes, taken by the
 //! threads in an order shuffled per epoch with the seed. Training runs in
 //! rounds between logging points; between rounds the main thread evaluates,
 //! checkpoints or stops. With one thread, a run is exactly reproducible.
@@ -53,23 +53,23 @@ pub enum TrainError {
     #[error(transparent)]
     Record(#[from] sparky_tfrecord::Error),
     /// An Example without the expected features.
-    #[error("{}: record {record}: {source}", path.display())]
+    #[error("{}: {at}: {source}", path.display())]
     Example {
         /// The file.
         path: PathBuf,
-        /// 0-based record number.
-        record: u64,
+        /// Which record: "record at byte N" or "record N".
+        at: String,
         /// What is wrong.
         #[source]
         source: ExampleError,
     },
     /// A label other than 0 or 1.
-    #[error("{}: record {record}: label \"clicked\" is {value}, expected 0 or 1", path.display())]
+    #[error("{}: {at}: label \"clicked\" is {value}, expected 0 or 1", path.display())]
     Label {
         /// The file.
         path: PathBuf,
-        /// 0-based record number.
-        record: u64,
+        /// Which record: "record at byte N" or "record N".
+        at: String,
         /// The value found.
         value: i64,
     },
@@ -135,6 +135,9 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Shuffling seed.
     pub seed: u64,
+    /// Shuffle the blocks each epoch (otherwise: file and record order, which
+    /// for time-ordered data means training in time order).
+    pub shuffle: bool,
     /// Start afresh even if the job folder holds checkpoints.
     pub overwrite: bool,
     /// Skip (and count) records whose payload fails its checksum.
@@ -165,6 +168,7 @@ impl TrainConfig {
             checkpoint_secs: 600,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             seed: 1,
+            shuffle: true,
             overwrite: false,
             skip_corrupt: false,
             export: true,
@@ -423,7 +427,11 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         let start_step = shared.global_step();
         let target = ((start_step / log_every) + 1) * log_every;
         let limit = cfg.train_steps.unwrap_or(u64::MAX);
-        let order = data::shuffled(train.blocks(), cfg.seed ^ pos.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let order = if cfg.shuffle {
+            data::shuffled(train.blocks(), cfg.seed ^ pos.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        } else {
+            (0..train.blocks()).collect()
+        };
         let claimed = AtomicU64::new(pos.blocks_done);
         let pause = AtomicBool::new(false);
         let round_start = Instant::now();

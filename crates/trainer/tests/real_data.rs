@@ -45,9 +45,10 @@ fn real_rows_reach_the_accuracy_goal() {
         sparky_trainer::TrainConfig::new(dir.path().join("job"), dir.path().join("train"), dir.path().join("eval"));
     c.threads = 1;
     c.batch_size = 1024;
-    c.epochs = Some(6);
+    c.epochs = Some(8);
     c.optimizer.learning_rate = 0.1;
-    c.optimizer.l1 = 6.0;
+    c.optimizer.l1 = 5.0;
+    c.optimizer.l2 = 40.0;
     c.export = false;
     let s = sparky_trainer::run(&c, &AtomicBool::new(false), &|_| {}).unwrap();
     assert_eq!(s.metrics.examples, 1000);

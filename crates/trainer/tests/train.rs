@@ -220,5 +220,5 @@ fn bad_inputs_are_named() {
     std::fs::remove_file(f.path("test/_prepare.json")).unwrap();
     let e = train(&c).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("record 0") && msg.contains("\"clicked\" is missing"), "{msg}");
+    assert!(msg.contains("record at byte 0") && msg.contains("\"clicked\" is missing"), "{msg}");
 }
