@@ -50,7 +50,7 @@ enum CatEncodingArg {
 /// starts afresh), TensorBoard event files (training loss here, evaluation
 /// metrics in eval/: tensorboard --logdir JOB_DIR), metrics.json (the final
 /// evaluation: log_loss, auc, accuracy, mean_prediction, label_mean, examples,
-/// global_step) and export/Servo/<seconds>/ (the weights, the preprocessing
+/// global_step) and export/Servo/EPOCH_SECONDS/ (the weights, the preprocessing
 /// artifacts, and a manifest: everything criteo-predict needs).
 ///
 /// Example:

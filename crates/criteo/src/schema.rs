@@ -70,7 +70,7 @@ impl Mode {
         if self.labelled() { LABELLED_FIELDS } else { LABELLED_FIELDS - 1 }
     }
 
-    /// The Example feature names, in the order [`Schema`] uses: the label
+    /// The Example feature names, in the order every Example of that mode carries them: the label
     /// (or id), the 13 integer features, the 26 categorical features.
     #[must_use]
     pub fn feature_names(self) -> Vec<String> {

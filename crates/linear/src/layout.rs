@@ -257,6 +257,13 @@ impl Layout {
         if sizes.iter().any(|&s| s >= u64::from(u32::MAX)) {
             return Err("vocabulary too large".into());
         }
+        // Refuse what `Layout::new` would panic on.
+        let weights = 1
+            + NUM_INT as u64 * Self::int_slots(int_transform)
+            + sizes.iter().map(|&s| Self::cat_slots(cat_encoding, s)).sum::<u64>();
+        if weights >= u64::from(u32::MAX) {
+            return Err(format!("the layout needs {weights} weights, too many for one model"));
+        }
         let layout = Self::new(int_transform, cat_encoding, &sizes);
         if layout.to_proto() != *p {
             return Err("feature names, transforms or slot counts differ from this build's layout".into());
@@ -313,6 +320,26 @@ mod tests {
         let mut p = l.to_proto();
         p.categorical_features[3].slots += 1;
         assert!(Layout::from_proto(&p).is_err());
+    }
+
+    /// Found by `fuzz/model`: a recorded layout whose vocabularies are each
+    /// below 2^32 - 1 but need 2^32 weights or more together made
+    /// `from_proto` panic (in `Layout::new`) instead of refusing it.
+    #[test]
+    fn fuzz_from_proto_refuses_a_layout_of_too_many_weights() {
+        let small = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[0; NUM_CAT]);
+        let mut p = small.to_proto();
+        for c in &mut p.categorical_features[..2] {
+            c.vocabulary_size = u64::from(u32::MAX) - 16;
+            c.slots = c.vocabulary_size + 1;
+        }
+        let e = Layout::from_proto(&p).unwrap_err();
+        assert!(e.contains("too many"), "{e}");
+        // One such vocabulary alone still fits.
+        p.categorical_features[1] = small.to_proto().categorical_features[1].clone();
+        p.categorical_features[0].vocabulary_size = u64::from(u32::MAX) - 2000;
+        p.categorical_features[0].slots = p.categorical_features[0].vocabulary_size + 1;
+        assert_eq!(Layout::from_proto(&p).unwrap().num_weights(), 1 + 13 * 64 + (u32::MAX as usize - 1999) + 25);
     }
 
     #[test]
