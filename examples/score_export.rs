@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("exported to {}", export.display());
 
     // Load it as criteo-predict does (a job folder finds its newest export) and score raw lines.
-    let scorer = Scorer::new(ExportDir::load(&dir.path().join("job"))?);
+    let scorer = Scorer::new(ExportDir::load(&dir.path().join("job"))?)?;
     for line in lines.iter().take(3) {
         // Drop the label: score_tsv takes the 39 fields of Kaggle's test.txt.
         let unlabelled = &line[line.iter().position(|&b| b == b'\t').expect("a tab") + 1..];

@@ -176,7 +176,7 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     eprintln!("  exported to {} (weights, artifacts, SavedModel)", export.display());
 
     step(6, "criteo-predict (batch prediction over prepared/test/part-*)");
-    let scorer = Scorer::new(ExportDir::load(&export)?);
+    let scorer = Scorer::for_prepared_rows(ExportDir::load(&export)?);
     let pc = PredictConfig {
         inputs: sparky_predict::resolve_inputs(&p("prepared/test"), InputFormat::Tfrecord)?,
         output: p("predictions"),

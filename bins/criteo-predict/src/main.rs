@@ -87,7 +87,6 @@ struct Args {
 
 fn run(args: Args) -> Result<(), PredictError> {
     let export = ExportDir::load(&args.model)?;
-    let scorer = Scorer::new(export);
     let stdin = args.input.as_os_str() == "-";
     let stdout = args.output.as_os_str() == "-";
     let input_format = match args.input_format {
@@ -95,6 +94,12 @@ fn run(args: Args) -> Result<(), PredictError> {
         Some(InputFormatArg::Tfrecord) => InputFormat::Tfrecord,
         None if stdin => InputFormat::Tsv,
         None => InputFormat::Tfrecord,
+    };
+    // Prepared records carry vocabulary ids already: only raw lines need the
+    // vocabulary, whose loading dominates small runs.
+    let scorer = match input_format {
+        InputFormat::Tsv => Scorer::new(export)?,
+        InputFormat::Tfrecord => Scorer::for_prepared_rows(export),
     };
     if stdin || stdout {
         if !(stdin && stdout) {

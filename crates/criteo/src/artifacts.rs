@@ -565,14 +565,72 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     from_bytes(dir, &json, &csv)
 }
 
-/// Checks and loads artifacts from the bytes of their two files; `dir`
-/// names them in errors. [`load`] reads the files and calls this.
+/// Reads and checks `manifest.json` of the artifacts in `dir` (format,
+/// version, Example schema, missing-value policy) without reading the CSV:
+/// enough to know the vocabulary sizes. Returns the manifest and the CRC32C
+/// of its file. [`verify`] also checks the CSV's checksum; [`load`] builds
+/// the vocabulary.
 ///
 /// # Errors
-/// As [`load`], but for missing files.
-pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, ArtifactError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
+/// A missing or unreadable manifest, another format or version, a schema or
+/// policy other than this build's.
+pub fn read_manifest(dir: &Path) -> Result<(Manifest, u32), ArtifactError> {
+    let path = dir.join(MANIFEST_FILE);
+    if !path.exists() {
+        return Err(ArtifactError::Missing { dir: dir.to_path_buf(), file: MANIFEST_FILE });
+    }
+    let json = std::fs::read(&path).map_err(|source| ArtifactError::Io { path: path.clone(), source })?;
+    Ok((manifest_from_bytes(dir, &json)?, crc32c::crc32c(&json)))
+}
+
+/// Checks the artifacts in `dir` as [`load`] does, but for the CSV only its
+/// size and checksum, streamed: no vocabulary is built. For programs that
+/// need the vocabulary sizes and a guarantee that the files are intact (the
+/// trainer, the export writer), not the ids.
+///
+/// # Errors
+/// As [`read_manifest`], and a missing CSV or one whose size or checksum
+/// differs from the manifest's record.
+pub fn verify(dir: &Path) -> Result<(Manifest, u32), ArtifactError> {
+    let (manifest, crc) = read_manifest(dir)?;
     let csv_path = dir.join(COUNTS_FILE);
+    if !csv_path.exists() {
+        return Err(ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE });
+    }
+    let io = |source| ArtifactError::Io { path: csv_path.clone(), source };
+    let mut f = std::fs::File::open(&csv_path).map_err(io)?;
+    let (mut found, mut bytes) = (0u32, 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        found = crc32c::crc32c_append(found, &buf[..n]);
+        bytes += n as u64;
+    }
+    check_csv(&csv_path, &manifest, bytes, found)?;
+    Ok((manifest, crc))
+}
+
+impl Manifest {
+    /// The vocabulary sizes of C1..C26, in feature order.
+    ///
+    /// # Errors
+    /// A feature missing from `vocabulary_sizes` (names it).
+    pub fn sizes_in_order(&self) -> Result<Vec<u64>, String> {
+        (0..NUM_CAT)
+            .map(|c| {
+                let name = cat_feature_name(c);
+                self.vocabulary_sizes.get(&name).copied().ok_or_else(|| format!("no vocabulary size for {name}"))
+            })
+            .collect()
+    }
+}
+
+/// Parses and checks the bytes of `manifest.json` (see [`read_manifest`]).
+fn manifest_from_bytes(dir: &Path, json: &[u8]) -> Result<Manifest, ArtifactError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
     // Check the format and version before the rest of the structure, so that
     // a newer or foreign manifest gets the right message.
     let head: serde_json::Value = serde_json::from_slice(json)
@@ -590,17 +648,6 @@ pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, Arti
     }
     let manifest: Manifest = serde_json::from_value(head)
         .map_err(|source| ArtifactError::Manifest { path: manifest_path.clone(), source })?;
-    let found = crc32c::crc32c(csv);
-    if found != manifest.counts_csv.crc32c || csv.len() as u64 != manifest.counts_csv.bytes {
-        return Err(ArtifactError::Checksum {
-            path: csv_path,
-            expected: manifest.counts_csv.crc32c,
-            found,
-            expected_bytes: manifest.counts_csv.bytes,
-            found_bytes: csv.len() as u64,
-        });
-    }
-    let columns = parse_csv(&csv_path, csv)?;
     let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
     if manifest.example_schema != ExampleSchema::default() {
         return Err(inconsistent("the Example schema differs from the one this build writes".into()));
@@ -608,6 +655,35 @@ pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, Arti
     if manifest.oov_id != OOV_ID || manifest.missing_integer != MISSING_INT {
         return Err(inconsistent("the out-of-vocabulary id or the missing integer differs from this build's".into()));
     }
+    Ok(manifest)
+}
+
+/// The CSV's size and checksum against the manifest's record.
+fn check_csv(csv_path: &Path, manifest: &Manifest, bytes: u64, found: u32) -> Result<(), ArtifactError> {
+    if found != manifest.counts_csv.crc32c || bytes != manifest.counts_csv.bytes {
+        return Err(ArtifactError::Checksum {
+            path: csv_path.to_path_buf(),
+            expected: manifest.counts_csv.crc32c,
+            found,
+            expected_bytes: manifest.counts_csv.bytes,
+            found_bytes: bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Checks and loads artifacts from the bytes of their two files; `dir`
+/// names them in errors. [`load`] reads the files and calls this.
+///
+/// # Errors
+/// As [`load`], but for missing files.
+pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, ArtifactError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let csv_path = dir.join(COUNTS_FILE);
+    let manifest = manifest_from_bytes(dir, json)?;
+    check_csv(&csv_path, &manifest, csv.len() as u64, crc32c::crc32c(csv))?;
+    let columns = parse_csv(&csv_path, csv)?;
+    let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
     for (c, col) in columns.iter().enumerate() {
         let name = cat_feature_name(c);
         let recorded = manifest.vocabulary_sizes.get(&name).copied();
@@ -722,6 +798,33 @@ mod tests {
         let e = from_bytes(dir.path(), &json, csv.as_bytes()).unwrap_err();
         assert!(matches!(e, ArtifactError::Csv { line: 4, .. }), "{e}");
         assert!(e.to_string().contains("categorical-feature-1 at rank 3 repeats the value of rank 1"), "{e}");
+    }
+
+    #[test]
+    fn verify_checks_the_files_without_building_the_vocabulary() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = write(dir.path(), &sample_vocab(), 7, 0, 1, false).unwrap();
+        let (checked, crc) = verify(dir.path()).unwrap();
+        assert_eq!(checked, m);
+        assert_eq!(crc, load(dir.path()).unwrap().manifest_crc32c);
+        let mut sizes = vec![0; NUM_CAT];
+        (sizes[0], sizes[25]) = (3, 1);
+        assert_eq!(checked.sizes_in_order().unwrap(), sizes);
+
+        // One byte of the CSV altered: read_manifest does not look, verify does.
+        let csv = dir.path().join(COUNTS_FILE);
+        let text = std::fs::read_to_string(&csv).unwrap().replace(",3,1", ",4,1");
+        std::fs::write(&csv, text).unwrap();
+        assert_eq!(read_manifest(dir.path()).unwrap().0, m);
+        let e = verify(dir.path()).unwrap_err();
+        assert!(matches!(e, ArtifactError::Checksum { .. }), "{e}");
+        std::fs::remove_file(&csv).unwrap();
+        assert!(matches!(verify(dir.path()), Err(ArtifactError::Missing { file: COUNTS_FILE, .. })));
+
+        // A manifest without a size for C26.
+        let mut other = m.clone();
+        other.vocabulary_sizes.remove("categorical-feature-26");
+        assert!(other.sizes_in_order().unwrap_err().contains("categorical-feature-26"));
     }
 
     #[test]

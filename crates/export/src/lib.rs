@@ -224,8 +224,10 @@ pub struct ExportDir {
     pub manifest: ExportManifest,
     /// The model.
     pub model: LinearModel,
-    /// The preprocessing artifacts the model was trained with.
-    pub artifacts: Artifacts,
+    /// The manifest of the preprocessing artifacts the model was trained
+    /// with (vocabulary sizes, policies); [`ExportDir::artifacts`] loads the
+    /// vocabulary.
+    pub artifacts_manifest: artifacts::Manifest,
 }
 
 /// The feature spec of a model.
@@ -310,8 +312,8 @@ pub fn write_export(
     }
     let result = (|| {
         std::fs::create_dir_all(tmp.join(ARTIFACTS_DIR)).map_err(io_err(&tmp))?;
-        // Copy the artifacts, checking them on the way.
-        artifacts::load(artifacts_dir)?;
+        // Copy the artifacts, checked first.
+        artifacts::verify(artifacts_dir)?;
         for f in [artifacts::COUNTS_FILE, artifacts::MANIFEST_FILE] {
             let from = artifacts_dir.join(f);
             let bytes = std::fs::read(&from).map_err(io_err(&from))?;
@@ -411,15 +413,34 @@ impl ExportDir {
         let proto = envelope::read(&dir.join(MODEL_FILE), MODEL_TYPE)?;
         let model =
             LinearModel::from_proto(proto).map_err(|what| ExportError::Invalid { path: dir.join(MODEL_FILE), what })?;
-        let artifacts = artifacts::load(&dir.join(ARTIFACTS_DIR))?;
-        let sizes: Vec<u64> = artifacts.vocabulary.sizes().iter().map(|&s| s as u64).collect();
-        if sizes != model.layout.vocab_sizes() {
+        // The files' checksums were checked above; the vocabulary itself is
+        // built only on demand (`artifacts`): scoring prepared rows needs none.
+        let (artifacts_manifest, _) = artifacts::read_manifest(&dir.join(ARTIFACTS_DIR))?;
+        if artifacts_manifest.sizes_in_order().ok().as_deref() != Some(model.layout.vocab_sizes()) {
             return Err(ExportError::Invalid {
                 path: dir.clone(),
                 what: "the model's vocabulary sizes differ from its artifacts'".into(),
             });
         }
-        Ok(Self { dir, manifest, model, artifacts })
+        Ok(Self { dir, manifest, model, artifacts_manifest })
+    }
+
+    /// Loads the preprocessing artifacts of this export, vocabulary included
+    /// (what scoring raw TSV lines needs; it takes a while for large
+    /// vocabularies).
+    ///
+    /// # Errors
+    /// The artifacts were altered since the export was loaded, or cannot be
+    /// read.
+    pub fn artifacts(&self) -> Result<Artifacts, ExportError> {
+        let a = artifacts::load(&self.dir.join(ARTIFACTS_DIR))?;
+        if a.manifest != self.artifacts_manifest {
+            return Err(ExportError::Invalid {
+                path: self.dir.join(ARTIFACTS_DIR),
+                what: "the artifacts changed after the export was loaded".into(),
+            });
+        }
+        Ok(a)
     }
 }
 

@@ -84,7 +84,7 @@ fn read_json(dir: &Path) -> Vec<(Option<i64>, f64, f64)> {
 #[test]
 fn raw_tsv_scores_equal_prepare_then_predict() {
     let f = fixture();
-    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
+    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
     let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
     assert_eq!(tf.len(), 3);
     let a = sparky_predict::run_batch(&scorer, &batch(tf, f.path("out-tf"), InputFormat::Tfrecord, OutputFormat::Json))
@@ -121,11 +121,39 @@ fn raw_tsv_scores_equal_prepare_then_predict() {
 }
 
 #[test]
+fn a_scorer_without_vocabulary_scores_records_alike_and_refuses_tsv() {
+    let f = fixture();
+    let light = Scorer::for_prepared_rows(ExportDir::load(&f.path("job")).unwrap());
+    assert!(!light.scores_tsv());
+    let full = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
+    assert!(full.scores_tsv());
+    let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
+    sparky_predict::run_batch(
+        &light,
+        &batch(tf.clone(), f.path("out-light"), InputFormat::Tfrecord, OutputFormat::Json),
+    )
+    .unwrap();
+    sparky_predict::run_batch(&full, &batch(tf, f.path("out-full"), InputFormat::Tfrecord, OutputFormat::Json))
+        .unwrap();
+    assert_eq!(read_json(&f.path("out-light")), read_json(&f.path("out-full")));
+    let e = sparky_predict::run_batch(
+        &light,
+        &batch(vec![f.path("test.tsv")], f.path("out-tsv"), InputFormat::Tsv, OutputFormat::Json),
+    )
+    .unwrap_err();
+    assert!(matches!(e, PredictError::NoVocabulary), "{e}");
+    assert!(!f.path("out-tsv").exists(), "nothing written");
+    let mut input = std::io::BufReader::new(&b"1\t2\n"[..]);
+    let e = sparky_predict::run_stream(&light, &mut input, Vec::new(), false).unwrap_err();
+    assert!(matches!(e, PredictError::NoVocabulary), "{e}");
+}
+
+#[test]
 fn labelled_input_gives_metrics_and_parquet_columns() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::RowAccessor;
     let f = fixture();
-    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
+    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
     let s = sparky_predict::run_batch(
         &scorer,
         &batch(vec![f.path("eval.tsv")], f.path("out"), InputFormat::Tsv, OutputFormat::Json),
@@ -166,7 +194,7 @@ fn labelled_input_gives_metrics_and_parquet_columns() {
 #[test]
 fn unscorable_rows_are_listed_or_stop_with_strict() {
     let f = fixture();
-    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
+    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
     // A TSV with a bad line 3.
     let mut text = std::fs::read_to_string(f.path("test.tsv")).unwrap();
     let third = text.match_indices('\n').nth(1).unwrap().0 + 1;

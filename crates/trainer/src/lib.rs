@@ -350,9 +350,12 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
     }
     let opt = cfg.optimizer.validate().map_err(TrainError::Config)?;
     let artifact_dir = find_artifacts(cfg)?;
-    let art = artifacts::load(&artifact_dir).map_err(|e| TrainError::Artifacts(e.to_string()))?;
-    let sizes: Vec<u64> = art.vocabulary.sizes().iter().map(|&s| s as u64).collect();
-    drop(art);
+    // The vocabulary sizes and intact files are all training needs: the ids
+    // are in the data already.
+    let (manifest, _) = artifacts::verify(&artifact_dir).map_err(|e| TrainError::Artifacts(e.to_string()))?;
+    let sizes = manifest.sizes_in_order().map_err(|e| {
+        TrainError::Artifacts(format!("{}: {e}", artifact_dir.join(artifacts::MANIFEST_FILE).display()))
+    })?;
     let layout = Layout::new(cfg.int_transform, cfg.cat_encoding, &sizes);
 
     let train = Dataset::open(&cfg.train_dir, cfg.skip_corrupt)?;
