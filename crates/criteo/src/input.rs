@@ -300,7 +300,16 @@ pub fn chunks(inputs: &[Mapped], target: usize) -> Vec<Chunk> {
             start = end;
         }
     }
-    let lines: Vec<u64> = ranges.par_iter().map(|&(i, s, e)| count_lines(&inputs[i].bytes()[s..e])).collect();
+    let lines: Vec<u64> = ranges
+        .par_iter()
+        .map(|&(i, s, e)| {
+            let n = count_lines(&inputs[i].bytes()[s..e]);
+            // Keep resident memory independent of the input's size: the
+            // pages stay in the page cache for the passes that follow.
+            inputs[i].release(s..e);
+            n
+        })
+        .collect();
     let mut out = Vec::with_capacity(ranges.len());
     let mut global = 0u64;
     let mut line_in_file = 1u64;

@@ -414,18 +414,35 @@ fn score_mapped(
     let file = MappedFile::open(path)?;
     let bytes = file.bytes();
     let name = path.display().to_string();
-    // Find the blocks; damaged framing ends the usable part of the file.
-    let (blocks, framing_error) =
-        match sparky_tfrecord::record_blocks(bytes, BLOCK, Some(path), ReaderOptions::default()) {
-            Ok(b) => (b, None),
-            Err(e) => {
-                let at = e.position().map_or(0, |p| p.offset) as usize;
-                let good = sparky_tfrecord::record_blocks(&bytes[..at], BLOCK, Some(path), ReaderOptions::default())?;
-                (good, Some(e))
-            }
-        };
     let names = example_names();
-    for window in blocks.chunks(WINDOW) {
+    // Walk the framing one window of blocks at a time, score the window,
+    // release its pages: each page is faulted in once and resident memory
+    // does not grow with the file. Damaged framing ends the usable part.
+    let mut at = (0usize, 0u64);
+    let mut framing_error = None;
+    loop {
+        let window =
+            match sparky_tfrecord::record_blocks_from(bytes, at, BLOCK, WINDOW, Some(path), ReaderOptions::default()) {
+                Ok(w) => w,
+                Err(e) => {
+                    let bad = e.position().map_or(0, |p| p.offset) as usize;
+                    let good = sparky_tfrecord::record_blocks_from(
+                        &bytes[..bad.max(at.0)],
+                        at,
+                        BLOCK,
+                        WINDOW,
+                        Some(path),
+                        ReaderOptions::default(),
+                    )?;
+                    framing_error = Some(e);
+                    good
+                }
+            };
+        let full = window.len() == WINDOW && framing_error.is_none();
+        if let Some(last) = window.last() {
+            at = (last.0.end, last.1 + BLOCK);
+        }
+
         let outs: Vec<Result<Scored, PredictError>> = window
             .par_iter()
             .map(|(range, first)| {
@@ -494,6 +511,9 @@ fn score_mapped(
         }
         if let (Some(first), Some(last)) = (window.first(), window.last()) {
             file.release(first.0.start..last.0.end);
+        }
+        if !full {
+            break;
         }
     }
     if let Some(e) = framing_error {

@@ -243,3 +243,36 @@ fn unscorable_rows_are_listed_or_stop_with_strict() {
     assert!(lines[0].contains("\"error\"") && lines[0].contains("\"line\":1"), "{lines:?}");
     assert!(lines[1].starts_with("{\"id\": 1, \"classes\""), "{lines:?}");
 }
+
+#[test]
+fn damaged_framing_scores_what_precedes_it() {
+    let f = fixture();
+    let scorer = Scorer::for_prepared_rows(ExportDir::load(&f.path("job")).unwrap());
+    let part = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap()[0].clone();
+    let bytes = std::fs::read(&part).unwrap();
+    let records = sparky_tfrecord::SliceReader::new(&bytes).count();
+    assert!(records > 100);
+    // Flip a bit of a length field in the middle of the file (record 100).
+    let at = sparky_tfrecord::record_blocks(&bytes, 100, None, sparky_tfrecord::ReaderOptions::default()).unwrap()[1]
+        .0
+        .start;
+    let mut bad = bytes.clone();
+    bad[at + 2] ^= 4;
+    std::fs::create_dir_all(f.path("bad")).unwrap();
+    std::fs::write(f.path("bad/part-r-00000.tfrecord"), &bad).unwrap();
+    let inputs = vec![f.path("bad/part-r-00000.tfrecord")];
+    let s = sparky_predict::run_batch(
+        &scorer,
+        &batch(inputs.clone(), f.path("out"), InputFormat::Tfrecord, OutputFormat::Json),
+    )
+    .unwrap();
+    assert_eq!((s.rows, s.errors), (100, 1));
+    let errors = std::fs::read_to_string(f.path("out/prediction.errors_stats-00000-of-00001")).unwrap();
+    assert!(errors.contains(&format!("record 100 at byte {at}")), "{errors}");
+    assert!(errors.contains("the rest of the file was not scored"), "{errors}");
+    let mut strict = batch(inputs, f.path("out-strict"), InputFormat::Tfrecord, OutputFormat::Json);
+    strict.strict = true;
+    let e = sparky_predict::run_batch(&scorer, &strict).unwrap_err();
+    assert!(e.to_string().contains(&format!("offset {at}")) || e.to_string().contains(&at.to_string()), "{e}");
+    assert!(!f.path("out-strict/_SUCCESS").exists());
+}

@@ -69,7 +69,7 @@ pub use compression::Compression;
 pub use error::{Error, Position, Result, UNKNOWN_RECORD};
 pub use reader::{
     DEFAULT_MAX_RECORD_LEN, MappedFile, ReaderOptions, RecordReader, SliceReader, next_record_start, record_blocks,
-    release,
+    record_blocks_from, release,
 };
 pub use writer::{AtomicFile, FileSummary, FileWriter, RecordWriter, WRITE_BUFFER, sync_all, write_atomic};
 

@@ -540,10 +540,31 @@ pub fn record_blocks(
     path: Option<&Path>,
     opts: ReaderOptions,
 ) -> Result<Vec<(std::ops::Range<usize>, u64)>> {
+    record_blocks_from(data, (0, 0), per_block, usize::MAX, path, opts)
+}
+
+/// [`record_blocks`] in steps, for a reader that scores a window of blocks
+/// at a time and releases its pages (a walk over the whole file first would
+/// make it all resident, or fault it in twice). Walks from byte `from.0`,
+/// where record `from.1` starts, and stops after `max_blocks` blocks. A
+/// result of fewer blocks means the end of `data`; otherwise the next call
+/// starts at the last block's end, record `last.1 + per_block`.
+///
+/// # Errors
+/// As [`record_blocks`], for the framing walked.
+pub fn record_blocks_from(
+    data: &[u8],
+    from: (usize, u64),
+    per_block: u64,
+    max_blocks: usize,
+    path: Option<&Path>,
+    opts: ReaderOptions,
+) -> Result<Vec<(std::ops::Range<usize>, u64)>> {
     let per_block = per_block.max(1);
     let mut out = Vec::new();
-    let (mut pos, mut n, mut start, mut first) = (0usize, 0u64, 0usize, 0u64);
-    while pos < data.len() {
+    let (mut pos, mut n) = from;
+    let (mut start, mut first) = from;
+    while pos < data.len() && out.len() < max_blocks {
         let rest = data.len() - pos;
         let ok = rest >= HEADER_LEN && {
             let header: &[u8; HEADER_LEN] = data[pos..pos + HEADER_LEN].try_into().expect("12 bytes");
@@ -579,7 +600,7 @@ pub fn record_blocks(
             first = n;
         }
     }
-    if pos > start {
+    if pos > start && out.len() < max_blocks {
         out.push((start..pos, first));
     }
     Ok(out)
@@ -666,6 +687,18 @@ impl MappedFile {
     /// grow with the file. A hint: errors are ignored.
     pub fn release(&self, range: std::ops::Range<usize>) {
         release(self.map.as_ref(), range);
+    }
+
+    /// Withdraws the sequential-access hint that [`open`](Self::open) gives,
+    /// for a file read in blocks in no particular order (a shuffled epoch):
+    /// the kernel's aggressive read-ahead then maps pages far from the block
+    /// being read, which [`release`](Self::release) behind the reader does
+    /// not reach. A hint: errors are ignored.
+    pub fn access_in_any_order(&self) {
+        #[cfg(unix)]
+        if let Some(m) = &self.map {
+            let _ = m.advise(memmap2::Advice::Normal);
+        }
     }
 
     /// The records, with default options.
@@ -873,6 +906,27 @@ mod tests {
         let e = record_blocks(&bytes, 1, None, opts).unwrap_err();
         assert!(matches!(e, Error::LengthChecksum { .. }), "{e}");
         assert_eq!(e.position().map(|p| (p.offset, p.record)), Some((21, 1)));
+    }
+
+    #[test]
+    fn record_blocks_in_steps_equal_one_walk() {
+        let records: Vec<Vec<u8>> = (0..23u8).map(|i| vec![i; usize::from(i) * 3]).collect();
+        let bytes = encode(&records);
+        let whole = record_blocks(&bytes, 4, None, ReaderOptions::default()).unwrap();
+        assert_eq!(whole.len(), 6);
+        for max in 1..=7 {
+            let (mut steps, mut at) = (Vec::new(), (0, 0));
+            loop {
+                let w = record_blocks_from(&bytes, at, 4, max, None, ReaderOptions::default()).unwrap();
+                steps.extend(w.iter().cloned());
+                if w.len() < max {
+                    break;
+                }
+                let last = w.last().unwrap();
+                at = (last.0.end, last.1 + 4);
+            }
+            assert_eq!(steps, whole, "max_blocks {max}");
+        }
     }
 
     #[test]

@@ -15,6 +15,10 @@ use crate::TrainError;
 /// A compressed file is one block.
 pub const BLOCK_BYTES: u64 = 1 << 20;
 
+/// Bytes released past what a block read, for pages the kernel mapped ahead
+/// of the reader (see `read_block`).
+const FAULT_AROUND_SLACK: usize = 256 << 10;
+
 /// Values of one training row: label, 13 integers, 26 vocabulary ids.
 pub type Row = [i64; 40];
 
@@ -98,6 +102,8 @@ impl Dataset {
         for (i, p) in paths.iter().enumerate() {
             if Compression::from_path(p) == Compression::None {
                 let m = MappedFile::open(p)?;
+                // Blocks are read in shuffled order.
+                m.access_in_any_order();
                 let len = m.bytes().len() as u64;
                 let mut start = 0;
                 while start < len {
@@ -173,8 +179,13 @@ impl Dataset {
                     return Err(e.into());
                 }
                 stats.skipped = r.skipped();
-                // Resident memory must not grow with the data: let the pages go.
-                m.release(block.start as usize..end.min(bytes.len()));
+                // Resident memory must not grow with the data: let the pages
+                // go, up to the record checked after the range and the
+                // kernel's fault-around window beyond it (64 KiB by default;
+                // 256 KiB leaves room), which would otherwise stay mapped
+                // when the next block was read before this one.
+                let read_to = (r.offset() as usize).max(end) + FAULT_AROUND_SLACK;
+                m.release(block.start as usize..read_to.min(bytes.len()));
             }
             Source::Stream(p) => {
                 let mut r = RecordReader::open(p)?.with_options(self.opts);
