@@ -180,12 +180,14 @@ impl Dataset {
                 }
                 stats.skipped = r.skipped();
                 // Resident memory must not grow with the data: let the pages
-                // go, up to the record checked after the range and the
-                // kernel's fault-around window beyond it (64 KiB by default;
-                // 256 KiB leaves room), which would otherwise stay mapped
-                // when the next block was read before this one.
+                // go, up to the record checked after the range, and the
+                // kernel's fault-around window on both sides (64 KiB by
+                // default, aligned in memory, not in the file; 256 KiB leaves
+                // room), which would otherwise stay mapped when the
+                // neighbouring blocks were read before this one.
                 let read_to = (r.offset() as usize).max(end) + FAULT_AROUND_SLACK;
-                m.release(block.start as usize..read_to.min(bytes.len()));
+                let from = (block.start as usize).saturating_sub(FAULT_AROUND_SLACK);
+                m.release(from..read_to.min(bytes.len()));
             }
             Source::Stream(p) => {
                 let mut r = RecordReader::open(p)?.with_options(self.opts);
