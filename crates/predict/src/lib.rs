@@ -418,102 +418,109 @@ fn score_mapped(
     // Walk the framing one window of blocks at a time, score the window,
     // release its pages: each page is faulted in once and resident memory
     // does not grow with the file. Damaged framing ends the usable part.
-    let mut at = (0usize, 0u64);
-    let mut framing_error = None;
-    loop {
-        let window =
-            match sparky_tfrecord::record_blocks_from(bytes, at, BLOCK, WINDOW, Some(path), ReaderOptions::default()) {
-                Ok(w) => w,
-                Err(e) => {
-                    let bad = e.position().map_or(0, |p| p.offset) as usize;
-                    let good = sparky_tfrecord::record_blocks_from(
-                        &bytes[..bad.max(at.0)],
-                        at,
-                        BLOCK,
-                        WINDOW,
-                        Some(path),
-                        ReaderOptions::default(),
-                    )?;
-                    framing_error = Some(e);
-                    good
-                }
-            };
-        let full = window.len() == WINDOW && framing_error.is_none();
-        if let Some(last) = window.last() {
-            at = (last.0.end, last.1 + BLOCK);
+    // The next window's framing is walked while this one is scored.
+    type Window = (Vec<(std::ops::Range<usize>, u64)>, Option<sparky_tfrecord::Error>);
+    let walk = |at: (usize, u64)| -> Result<Window, sparky_tfrecord::Error> {
+        match sparky_tfrecord::record_blocks_from(bytes, at, BLOCK, WINDOW, Some(path), ReaderOptions::default()) {
+            Ok(w) => Ok((w, None)),
+            Err(e) => {
+                let bad = e.position().map_or(0, |p| p.offset) as usize;
+                let good = sparky_tfrecord::record_blocks_from(
+                    &bytes[..bad.max(at.0)],
+                    at,
+                    BLOCK,
+                    WINDOW,
+                    Some(path),
+                    ReaderOptions::default(),
+                )?;
+                Ok((good, Some(e)))
+            }
         }
-
-        let outs: Vec<Result<Scored, PredictError>> = window
-            .par_iter()
-            .map(|(range, first)| {
-                let mut decoder = Int64SchemaDecoder::new(&names).with_optional(&["id", "clicked"]);
-                let mut row = [0i64; 2 + NUM_INT + NUM_CAT];
-                let mut out = Scored::default();
-                let mut start = range.start;
-                let mut index = *first;
-                // Restart after a record whose payload fails its checksum.
-                'outer: while start < range.end {
-                    let mut r =
-                        SliceReader::new(&bytes[start..range.end]).with_path(path).with_start(start as u64, index);
-                    while let Some(rec) = r.next_record() {
-                        match rec {
-                            Ok(b) => {
-                                let at = r.records() - 1;
-                                if let Err(e) = score_example(
-                                    scorer,
-                                    &mut decoder,
-                                    b,
-                                    &mut row,
-                                    &mut out,
-                                    format,
-                                    first_position + at as i64,
-                                ) {
-                                    let u = Unscored { position: format!("record {at}"), reason: e.to_string() };
-                                    if strict {
-                                        return Err(PredictError::Unscorable {
-                                            input: name.clone(),
-                                            position: u.position,
-                                            reason: u.reason,
-                                        });
+    };
+    let framing_error;
+    let mut current = walk((0, 0))?;
+    loop {
+        let (window, error) = current;
+        let full = window.len() == WINDOW && error.is_none();
+        let next_at = window.last().map_or((0, 0), |last| (last.0.end, last.1 + BLOCK));
+        let score_window = || {
+            window
+                .par_iter()
+                .map(|(range, first)| {
+                    let mut decoder = Int64SchemaDecoder::new(&names).with_optional(&["id", "clicked"]);
+                    let mut row = [0i64; 2 + NUM_INT + NUM_CAT];
+                    let mut out = Scored::default();
+                    let mut start = range.start;
+                    let mut index = *first;
+                    // Restart after a record whose payload fails its checksum.
+                    'outer: while start < range.end {
+                        let mut r =
+                            SliceReader::new(&bytes[start..range.end]).with_path(path).with_start(start as u64, index);
+                        while let Some(rec) = r.next_record() {
+                            match rec {
+                                Ok(b) => {
+                                    let at = r.records() - 1;
+                                    if let Err(e) = score_example(
+                                        scorer,
+                                        &mut decoder,
+                                        b,
+                                        &mut row,
+                                        &mut out,
+                                        format,
+                                        first_position + at as i64,
+                                    ) {
+                                        let u = Unscored { position: format!("record {at}"), reason: e.to_string() };
+                                        if strict {
+                                            return Err(PredictError::Unscorable {
+                                                input: name.clone(),
+                                                position: u.position,
+                                                reason: u.reason,
+                                            });
+                                        }
+                                        out.errors.push(u);
                                     }
-                                    out.errors.push(u);
                                 }
-                            }
-                            Err(e) => {
-                                let p = e.position().cloned().expect("stream errors have positions");
-                                if strict {
-                                    return Err(e.into());
+                                Err(e) => {
+                                    let p = e.position().cloned().expect("stream errors have positions");
+                                    if strict {
+                                        return Err(e.into());
+                                    }
+                                    out.errors.push(Unscored {
+                                        position: format!("record {} at byte {}", p.record, p.offset),
+                                        reason: e.to_string(),
+                                    });
+                                    if let sparky_tfrecord::Error::PayloadChecksum { len, .. } = e {
+                                        start = (p.offset
+                                            + sparky_tfrecord::HEADER_LEN as u64
+                                            + len
+                                            + sparky_tfrecord::FOOTER_LEN as u64)
+                                            as usize;
+                                        index = p.record + 1;
+                                        continue 'outer;
+                                    }
+                                    break 'outer;
                                 }
-                                out.errors.push(Unscored {
-                                    position: format!("record {} at byte {}", p.record, p.offset),
-                                    reason: e.to_string(),
-                                });
-                                if let sparky_tfrecord::Error::PayloadChecksum { len, .. } = e {
-                                    start = (p.offset
-                                        + sparky_tfrecord::HEADER_LEN as u64
-                                        + len
-                                        + sparky_tfrecord::FOOTER_LEN as u64)
-                                        as usize;
-                                    index = p.record + 1;
-                                    continue 'outer;
-                                }
-                                break 'outer;
                             }
                         }
+                        break;
                     }
-                    break;
-                }
-                Ok(out)
-            })
-            .collect();
+                    Ok(out)
+                })
+                .collect::<Vec<Result<Scored, PredictError>>>()
+        };
+        let (outs, next) = rayon::join(score_window, || full.then(|| walk(next_at)));
         for o in outs {
             sink(o?)?;
         }
         if let (Some(first), Some(last)) = (window.first(), window.last()) {
             file.release(first.0.start..last.0.end);
         }
-        if !full {
-            break;
+        match next {
+            Some(next) => current = next?,
+            None => {
+                framing_error = error;
+                break;
+            }
         }
     }
     if let Some(e) = framing_error {
