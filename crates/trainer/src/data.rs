@@ -15,9 +15,8 @@ use crate::TrainError;
 /// A compressed file is one block.
 pub const BLOCK_BYTES: u64 = 1 << 20;
 
-/// Bytes released past what a block read, for pages the kernel mapped ahead
-/// of the reader (see `read_block`).
-const FAULT_AROUND_SLACK: usize = 256 << 10;
+/// Blocks release their pages in whole spans of this size (see `read_block`).
+const RELEASE_SPAN: usize = 2 << 20;
 
 /// Values of one training row: label, 13 integers, 26 vocabulary ids.
 pub type Row = [i64; 40];
@@ -180,14 +179,15 @@ impl Dataset {
                 }
                 stats.skipped = r.skipped();
                 // Resident memory must not grow with the data: let the pages
-                // go, up to the record checked after the range, and the
-                // kernel's fault-around window on both sides (64 KiB by
-                // default, aligned in memory, not in the file; 256 KiB leaves
-                // room), which would otherwise stay mapped when the
-                // neighbouring blocks were read before this one.
-                let read_to = (r.offset() as usize).max(end) + FAULT_AROUND_SLACK;
-                let from = (block.start as usize).saturating_sub(FAULT_AROUND_SLACK);
-                m.release(from..read_to.min(bytes.len()));
+                // go, up to the record checked after the range, widened to
+                // whole 2 MiB spans: the kernel maps file pages around a fault
+                // (fault-around, large folios), and what it mapped of a
+                // neighbouring block already read would otherwise stay mapped
+                // for the rest of the run (epochs read blocks shuffled).
+                let read_to = (r.offset() as usize).max(end);
+                let from = block.start as usize & !(RELEASE_SPAN - 1);
+                let to = read_to.div_ceil(RELEASE_SPAN) * RELEASE_SPAN;
+                m.release(from..to.min(bytes.len()));
             }
             Source::Stream(p) => {
                 let mut r = RecordReader::open(p)?.with_options(self.opts);
