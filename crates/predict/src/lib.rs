@@ -398,9 +398,9 @@ fn score_example(
 }
 
 /// Records per unit of parallel work.
-const BLOCK: u64 = 4096;
+const BLOCK: u64 = 1024;
 /// Units scored in parallel before their output is written.
-const WINDOW: usize = 64;
+const WINDOW: usize = 32;
 
 /// Scores the records of one uncompressed TFRecord file.
 fn score_mapped(
