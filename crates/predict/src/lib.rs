@@ -270,6 +270,17 @@ struct Scored {
 }
 
 impl Scored {
+    /// A row that could not be scored: listed, or with `strict` the error.
+    fn unscorable(&mut self, strict: bool, input: &str, position: String, reason: String) -> Result<(), PredictError> {
+        if strict {
+            return Err(PredictError::Unscorable { input: input.to_string(), position, reason });
+        }
+        self.errors.push(Unscored { position, reason });
+        Ok(())
+    }
+}
+
+impl Scored {
     fn push(&mut self, format: OutputFormat, id: Option<i64>, position: i64, logit: f32, label: Option<bool>) {
         let p1 = sparky_linear::metrics::sigmoid(logit);
         match format {
@@ -469,15 +480,7 @@ fn score_mapped(
                                         format,
                                         first_position + at as i64,
                                     ) {
-                                        let u = Unscored { position: format!("record {at}"), reason: e.to_string() };
-                                        if strict {
-                                            return Err(PredictError::Unscorable {
-                                                input: name.clone(),
-                                                position: u.position,
-                                                reason: u.reason,
-                                            });
-                                        }
-                                        out.errors.push(u);
+                                        out.unscorable(strict, &name, format!("record {at}"), e.to_string())?;
                                     }
                                 }
                                 Err(e) => {
@@ -561,11 +564,7 @@ fn score_stream(
                 if let Err(e) =
                     score_example(scorer, &mut decoder, &buf, &mut row, &mut out, format, first_position + index)
                 {
-                    let u = Unscored { position: format!("record {index}"), reason: e.to_string() };
-                    if strict {
-                        return Err(PredictError::Unscorable { input: name, position: u.position, reason: u.reason });
-                    }
-                    out.errors.push(u);
+                    out.unscorable(strict, &name, format!("record {index}"), e.to_string())?;
                 }
                 index += 1;
                 if out.rows >= BLOCK * 16 {
@@ -620,15 +619,7 @@ fn score_tsv_file(
                     match scorer.logit_tsv(line, labelled) {
                         Ok((z, label)) => out.push(format, Some(global as i64), global as i64, z, label),
                         Err(e) => {
-                            let u = Unscored { position: format!("line {line_no}"), reason: e.to_string() };
-                            if strict {
-                                return Err(PredictError::Unscorable {
-                                    input: name.clone(),
-                                    position: u.position,
-                                    reason: u.reason,
-                                });
-                            }
-                            out.errors.push(u);
+                            out.unscorable(strict, &name, format!("line {line_no}"), e.to_string())?;
                         }
                     }
                 }
