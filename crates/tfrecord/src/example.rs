@@ -1107,6 +1107,20 @@ mod tests {
     use proptest::prelude::*;
     use prost::Message;
 
+    #[test]
+    fn short_eq_sees_every_byte_at_every_length() {
+        for n in 0..48usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert!(short_eq(&a, &a.clone()), "length {n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x80;
+                assert!(!short_eq(&a, &b), "length {n}, byte {i}");
+            }
+            assert!(!short_eq(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
     fn arb_feature() -> impl Strategy<Value = pb::Feature> {
         prop_oneof![
             Just(pb::Feature { kind: None }),
