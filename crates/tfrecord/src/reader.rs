@@ -613,10 +613,10 @@ pub fn release(map: Option<&memmap2::Mmap>, range: std::ops::Range<usize>) {
     if let Some(m) = map {
         let end = range.end.min(m.len());
         if range.start < end {
-            // SAFETY: the map is a read-only, private mapping of a file that is
+            // SAFETY: the map is a read-only (shared) mapping of a file that is
             // not modified while mapped; MADV_DONTNEED only drops the pages
-            // from this process, and any later access reads the same bytes
-            // back from the file.
+            // from this process's page tables, and any later access reads the
+            // same bytes back from the page cache or the file.
             let _ =
                 unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, end - range.start) };
         }
@@ -655,8 +655,8 @@ impl MappedFile {
         let map = if len == 0 {
             None
         } else {
-            // SAFETY: the map is read-only and private to this process; the
-            // documented contract is that the file is not truncated meanwhile.
+            // SAFETY: the map is read-only; the documented contract is that
+            // the file is not modified or truncated meanwhile.
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(err)?;
             #[cfg(unix)]
             {
