@@ -514,7 +514,7 @@ fn count(
 
 /// An open part being written.
 enum PartWriter {
-    Records(sparky_tfrecord::compression::Encoder<std::io::BufWriter<AtomicFile>>),
+    Records(Box<sparky_tfrecord::compression::Encoder<std::io::BufWriter<AtomicFile>>>),
     Parquet(Box<parquet::file::writer::SerializedFileWriter<AtomicFile>>, Vec<Vec<i64>>),
 }
 
@@ -563,7 +563,7 @@ impl PartWriter {
                     OutputCompression::None => Compression::None,
                     OutputCompression::Gzip => Compression::Gzip,
                 };
-                PartWriter::Records(codec.encoder(std::io::BufWriter::with_capacity(1 << 20, file)))
+                PartWriter::Records(Box::new(codec.encoder(std::io::BufWriter::with_capacity(1 << 20, file))))
             }
             (OutputFormat::Parquet, c) => {
                 use parquet::basic::{Compression, GzipLevel};
