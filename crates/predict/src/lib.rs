@@ -278,9 +278,7 @@ impl Scored {
         self.errors.push(Unscored { position, reason });
         Ok(())
     }
-}
 
-impl Scored {
     fn push(&mut self, format: OutputFormat, id: Option<i64>, position: i64, logit: f32, label: Option<bool>) {
         let p1 = sparky_linear::metrics::sigmoid(logit);
         match format {
