@@ -599,7 +599,7 @@ pub fn verify(dir: &Path) -> Result<(Manifest, u32), ArtifactError> {
     }
     let io = |source| ArtifactError::Io { path: csv_path.clone(), source };
     let mut f = std::fs::File::open(&csv_path).map_err(io)?;
-    let (mut found, mut bytes) = (0u32, 0u64);
+    let (mut found, mut bytes, mut lines) = (0u32, 0u64, 0u64);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
@@ -608,8 +608,22 @@ pub fn verify(dir: &Path) -> Result<(Manifest, u32), ArtifactError> {
         }
         found = crc32c::crc32c_append(found, &buf[..n]);
         bytes += n as u64;
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
     }
     check_csv(&csv_path, &manifest, bytes, found)?;
+    // The sizes are what the caller takes on trust: they must at least add up
+    // to the CSV's rows (a header line, then one line per value).
+    let sizes = manifest.vocabulary_sizes.values().try_fold(0u64, |a, &b| a.checked_add(b));
+    if lines.checked_sub(1) != Some(manifest.counts_csv.rows) || sizes != Some(manifest.counts_csv.rows) {
+        return Err(ArtifactError::Inconsistent {
+            path: dir.join(MANIFEST_FILE),
+            what: format!(
+                "the vocabulary sizes add up to {} and the manifest records {} CSV rows; the CSV has {lines} lines",
+                sizes.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+                manifest.counts_csv.rows
+            ),
+        });
+    }
     Ok((manifest, crc))
 }
 
@@ -820,6 +834,14 @@ mod tests {
         assert!(matches!(e, ArtifactError::Checksum { .. }), "{e}");
         std::fs::remove_file(&csv).unwrap();
         assert!(matches!(verify(dir.path()), Err(ArtifactError::Missing { file: COUNTS_FILE, .. })));
+
+        // Sizes that do not add up to the CSV's rows, with the checksums right.
+        let m = write(dir.path(), &sample_vocab(), 7, 0, 1, true).unwrap();
+        let mut bigger = m.clone();
+        *bigger.vocabulary_sizes.get_mut("categorical-feature-2").unwrap() = 1 << 40;
+        std::fs::write(dir.path().join(MANIFEST_FILE), serde_json::to_vec(&bigger).unwrap()).unwrap();
+        let e = verify(dir.path()).unwrap_err();
+        assert!(matches!(e, ArtifactError::Inconsistent { .. }), "{e}");
 
         // A manifest without a size for C26.
         let mut other = m.clone();
