@@ -12,18 +12,6 @@ use rayon::slice::ParallelSliceMut;
 use crate::parse::{Cat, Row, hex8, parse_hex8};
 use crate::schema::{NUM_CAT, OOV_ID};
 
-/// Asks for transparent huge pages under a large table before it is touched:
-/// random lookups then miss the TLB far less. A hint; failure changes nothing.
-fn huge_pages<T>(v: &[T]) {
-    let (start, len) = (v.as_ptr() as usize, size_of_val(v));
-    let (lo, hi) = ((start + 4095) & !4095, (start + len) & !4095);
-    #[cfg(target_os = "linux")]
-    if hi > lo && len >= 4 << 20 {
-        // SAFETY: the range lies inside the allocation; MADV_HUGEPAGE does not change its contents.
-        unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
-    }
-}
-
 #[inline]
 fn slot_of(key: u32, mask: usize) -> usize {
     // Fibonacci hashing: Criteo values are hashes already, but other keys need not be.
@@ -47,7 +35,7 @@ impl<V: TableValue> U32Table<V> {
     fn with_capacity(n: usize) -> Self {
         let cap = (n * 2).next_power_of_two().max(16);
         let slots = vec![(0, V::default()); cap];
-        huge_pages(&slots);
+        sparky_memhint::huge_pages(&slots);
         Self { slots, len: 0 }
     }
 
@@ -75,15 +63,7 @@ impl<V: TableValue> U32Table<V> {
     #[inline]
     fn prefetch(&self, key: u32) {
         let i = slot_of(key, self.slots.len() - 1);
-        let ptr = self.slots.as_ptr().wrapping_add(i);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetching is a hint; it never faults, whatever the address
-        // (and `i` is in bounds anyway).
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = ptr;
+        sparky_memhint::prefetch(self.slots.as_ptr().wrapping_add(i));
     }
 
     /// The value of `key`, inserting it (with the default value) if absent;

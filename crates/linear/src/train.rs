@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+use sparky_memhint::{huge_pages, prefetch};
 use sparky_proto::sparky::model::v1 as pb;
 
 use crate::layout::{ACTIVE, Layout, NUM_CAT, NUM_INT};
@@ -143,31 +144,6 @@ fn atomics(values: &[f32]) -> Box<[AtomicU32]> {
 
 fn zeros(n: usize) -> Box<[AtomicU32]> {
     (0..n).map(|_| AtomicU32::new(0)).collect()
-}
-
-/// Asks for transparent huge pages under a large array (weights, gradient
-/// buffers): random accesses then miss the TLB far less. A hint.
-fn huge_pages<T>(v: &[T]) {
-    let (start, len) = (v.as_ptr() as usize, size_of_val(v));
-    let (lo, hi) = ((start + 4095) & !4095, (start + len) & !4095);
-    #[cfg(target_os = "linux")]
-    if hi > lo && len >= 4 << 20 {
-        // SAFETY: the range lies inside the allocation; MADV_HUGEPAGE does not change its contents.
-        unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
-    }
-}
-
-/// Asks the CPU to start loading the cache line at `p`: a hint, for the
-/// random accesses into the weights and gradients of large vocabularies.
-#[inline]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address, and reads nothing.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Soft thresholding: the proximal step of L1.
