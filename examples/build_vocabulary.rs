@@ -4,9 +4,9 @@
 
 use sparky_criteo::artifacts;
 use sparky_criteo::parse::parse_line;
-use sparky_criteo::schema::Mode;
 use sparky_criteo::vocab::{Counts, Vocabulary};
 use sparky_datagen::{Generator, GeneratorConfig};
+use sparky_prepared::schema::Mode;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 10,000 generated rows (never the real Criteo data in examples).
@@ -25,8 +25,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("most frequent C1 value: {} ({n} times) has id 1", String::from_utf8_lossy(&top.text()));
 
     let dir = tempfile::tempdir()?;
-    let manifest = artifacts::write(dir.path(), &vocab, counts.rows, 0, 2, false)?;
-    println!("wrote {} ({} bytes) and {}", artifacts::COUNTS_FILE, manifest.counts_csv.bytes, artifacts::MANIFEST_FILE);
+    // Writers hold the folder's lock: two runs cannot write one vocabulary.
+    let lock = sparky_io::DirLock::acquire(dir.path())?;
+    let written = artifacts::write(&lock, &vocab, counts.rows, 0, 2, false)?;
+    println!(
+        "wrote {} ({} bytes) and {}",
+        artifacts::COUNTS_FILE,
+        written.manifest.counts_csv.bytes,
+        artifacts::MANIFEST_FILE
+    );
     let loaded = artifacts::load(dir.path())?;
     assert_eq!(loaded.vocabulary.sizes(), vocab.sizes());
 

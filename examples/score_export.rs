@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use sparky_criteo::artifacts;
 use sparky_criteo::parse::parse_line;
-use sparky_criteo::schema::Mode;
 use sparky_criteo::vocab::{Counts, Vocabulary};
 use sparky_datagen::{Generator, GeneratorConfig};
 use sparky_export::ExportDir;
+use sparky_io::DirLock;
 use sparky_linear::{CatEncoding, IntTransform, Layout, OptimizerConfig, OptimizerKind, SharedModel, Worker};
-use sparky_predict::Scorer;
+use sparky_predict::RawScorer;
+use sparky_prepared::schema::Mode;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -25,10 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         counts.add_row(&parse_line(l, Mode::Train)?);
     }
     let vocab = Vocabulary::from_counts(&counts, 1);
-    artifacts::write(&dir.path().join("model"), &vocab, counts.rows, 0, 1, false)?;
-    let sizes: Vec<u64> = vocab.sizes().iter().map(|&s| s as u64).collect();
+    let artifacts = artifacts::write(&DirLock::acquire(&dir.path().join("model"))?, &vocab, counts.rows, 0, 1, false)?;
+    let sizes = vocab.sizes();
     let shared = SharedModel::new(
-        Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes),
+        Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes)?,
         OptimizerConfig::defaults(OptimizerKind::Ftrl).validate()?,
     );
     let mut worker = Worker::new(&shared, 128);
@@ -41,18 +42,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     worker.end_batch();
 
     // Export: weights, artifacts, SavedModel and manifest, renamed into place when complete.
-    let export = sparky_export::write_export(
-        &dir.path().join("job/export/Servo"),
-        &shared.snapshot(),
-        &dir.path().join("model"),
-        shared.global_step(),
-        BTreeMap::new(),
-        None,
-    )?;
+    let job = DirLock::acquire(&dir.path().join("job"))?;
+    let export =
+        sparky_export::write_export(&job, &shared.snapshot(), &artifacts, shared.global_step(), BTreeMap::new(), None)?;
     println!("exported to {}", export.display());
 
     // Load it as criteo-predict does (a job folder finds its newest export) and score raw lines.
-    let scorer = Scorer::new(ExportDir::load(&dir.path().join("job"))?)?;
+    let scorer = RawScorer::new(ExportDir::load(&dir.path().join("job"))?)?;
     for line in lines.iter().take(3) {
         // Drop the label: score_tsv takes the 39 fields of Kaggle's test.txt.
         let unlabelled = &line[line.iter().position(|&b| b == b'\t').expect("a tab") + 1..];

@@ -5,8 +5,9 @@
 //! with TensorFlow: `tf_check.py records FOLDER/*`).
 
 use prost::Message as _;
+use sparky_io::MappedFile;
 use sparky_tfrecord::example::{ExampleView, Int64ExampleEncoder, Int64SchemaDecoder};
-use sparky_tfrecord::{Compression, FileWriter, MappedFile, RecordReader};
+use sparky_tfrecord::{Compression, FileWriter, RecordReader, SliceReader};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temp = tempfile::tempdir()?;
@@ -37,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut decoder = Int64SchemaDecoder::new(&names);
     let mut row = [0i64; 3];
     let mapped = MappedFile::open(dir.join("part-r-00000.tfrecord"))?;
-    for (i, record) in mapped.records().enumerate() {
+    for (i, record) in SliceReader::new(mapped.bytes()).with_path(mapped.path()).enumerate() {
         decoder.decode(record?, &mut row)?;
         assert_eq!(row, rows[i]);
     }

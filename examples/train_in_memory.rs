@@ -2,12 +2,12 @@
 //! threads, and evaluates it on held-out rows.
 
 use sparky_criteo::parse::parse_line;
-use sparky_criteo::schema::Mode;
 use sparky_criteo::vocab::{Counts, Vocabulary};
 use sparky_datagen::{Generator, GeneratorConfig};
 use sparky_linear::{
     CatEncoding, Evaluator, IntTransform, Layout, OptimizerConfig, OptimizerKind, SharedModel, Worker,
 };
+use sparky_prepared::schema::Mode;
 
 /// (label, integers, vocabulary ids) of TSV text.
 fn rows(tsv: &[u8], vocab: &Vocabulary) -> Vec<(bool, [i64; 13], [i64; 26])> {
@@ -36,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train = rows(&train_tsv, &vocab);
     let eval = rows(&eval_tsv, &vocab);
 
-    let sizes: Vec<u64> = vocab.sizes().iter().map(|&s| s as u64).collect();
-    let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes);
+    let sizes = vocab.sizes();
+    let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes)?;
     let shared = SharedModel::new(layout, OptimizerConfig::defaults(OptimizerKind::Ftrl).validate()?);
     // Two threads, each on half of the rows, updating the same weights.
     std::thread::scope(|s| {

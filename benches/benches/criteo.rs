@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sparky_criteo::parse::parse_line;
-use sparky_criteo::schema::Mode;
 use sparky_criteo::vocab::{Counts, Vocabulary};
+use sparky_prepared::schema::Mode;
 use sparky_tfrecord::example::Int64ExampleEncoder;
 
 fn criteo(c: &mut Criterion) {

@@ -9,8 +9,9 @@ fn predict(c: &mut Criterion) {
     let tsv = sparky_benches::tsv(50_000);
     let vocab = sparky_benches::vocabulary(&tsv);
     let rows = sparky_benches::prepared_rows(&tsv, &vocab);
-    let sizes: Vec<u64> = vocab.sizes().iter().map(|&s| s as u64).collect();
-    let mut model = LinearModel::zeros(Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes));
+    let sizes = vocab.sizes();
+    let mut model =
+        LinearModel::zeros(Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes).expect("a small layout"));
     for (i, w) in model.weights.iter_mut().enumerate() {
         *w = ((i * 7919) % 1000) as f32 / 1000.0 - 0.5;
     }

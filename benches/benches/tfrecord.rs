@@ -7,9 +7,10 @@ use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
-use sparky_criteo::schema::Mode;
+use sparky_io::MappedFile;
+use sparky_prepared::schema::Mode;
 use sparky_tfrecord::example::{ExampleView, Int64ExampleEncoder, Int64SchemaDecoder};
-use sparky_tfrecord::{MappedFile, RecordReader, RecordWriter};
+use sparky_tfrecord::{RecordReader, RecordWriter, SliceReader};
 
 fn codec(c: &mut Criterion) {
     let tsv = sparky_benches::tsv(20_000);
@@ -29,7 +30,7 @@ fn codec(c: &mut Criterion) {
         let m = MappedFile::open(&path).expect("map");
         b.iter(|| {
             let mut n = 0usize;
-            for r in m.records() {
+            for r in SliceReader::new(m.bytes()) {
                 n += r.expect("valid").len();
             }
             black_box(n)

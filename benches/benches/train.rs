@@ -4,10 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sparky_criteo::schema::Mode;
 use sparky_linear::{
     CatEncoding, Evaluator, IntTransform, Layout, OptimizerConfig, OptimizerKind, SharedModel, Worker,
 };
+use sparky_prepared::schema::Mode;
 use sparky_tfrecord::example::Int64SchemaDecoder;
 
 fn split(r: &[i64; 40]) -> (&[i64; 13], &[i64; 26]) {
@@ -19,8 +19,8 @@ fn train(c: &mut Criterion) {
     let vocab = sparky_benches::vocabulary(&tsv);
     let rows = sparky_benches::prepared_rows(&tsv, &vocab);
     let examples = sparky_benches::examples(&rows);
-    let sizes: Vec<u64> = vocab.sizes().iter().map(|&s| s as u64).collect();
-    let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes);
+    let sizes = vocab.sizes();
+    let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes).expect("a small layout");
     let mut g = c.benchmark_group("train");
     g.throughput(Throughput::Elements(rows.len() as u64));
     for kind in [OptimizerKind::Ftrl, OptimizerKind::Adagrad, OptimizerKind::Sgd] {

@@ -2,9 +2,9 @@
 //! Examples and TFRecord files, generated (never the real Criteo data).
 
 use sparky_criteo::parse::parse_line;
-use sparky_criteo::schema::Mode;
 use sparky_criteo::vocab::{Counts, Vocabulary};
 use sparky_datagen::{Generator, GeneratorConfig};
+use sparky_prepared::schema::Mode;
 use sparky_tfrecord::example::Int64ExampleEncoder;
 
 /// `n` labelled TSV lines from the generator (seed 1), one buffer.

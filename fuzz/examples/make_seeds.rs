@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use sparky_criteo::parse::parse_line;
-use sparky_criteo::schema::Mode;
+use sparky_prepared::schema::Mode;
 use sparky_criteo::vocab::{Counts, Vocabulary};
 use sparky_datagen::{Generator, GeneratorConfig};
 use sparky_linear::{CatEncoding, IntTransform, Layout, LinearModel, OptimizerConfig, OptimizerKind, SharedModel};
@@ -230,7 +230,8 @@ fn artifacts(out: &Out) -> Res {
     for (name, min_count) in [("min2", 2u64), ("min3", 3)] {
         let vocab = Vocabulary::from_counts(&counts, min_count);
         let dir = tempfile::tempdir()?;
-        sparky_criteo::artifacts::write(dir.path(), &vocab, counts.rows, 0, min_count, false)?;
+        let lock = sparky_io::DirLock::acquire(dir.path())?;
+        sparky_criteo::artifacts::write(&lock, &vocab, counts.rows, 0, min_count, false)?;
         let json = std::fs::read(dir.path().join(sparky_criteo::artifacts::MANIFEST_FILE))?;
         let csv = std::fs::read(dir.path().join(sparky_criteo::artifacts::COUNTS_FILE))?;
         assert_eq!(csv, sparky_criteo::artifacts::render_csv(&vocab));
@@ -250,11 +251,11 @@ fn artifacts(out: &Out) -> Res {
 }
 
 fn models(out: &Out) -> Res {
-    let small: Vec<u64> = (0..26).map(|c| c % 3).collect();
+    let small: [u64; 26] = std::array::from_fn(|c| c as u64 % 3);
     let layouts = [
-        ("log1p-rank", Layout::new(IntTransform::Log1p, CatEncoding::RankAsNumber, &small)),
-        ("buckets-onehot", Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &small)),
-        ("log1p-onehot", Layout::new(IntTransform::Log1p, CatEncoding::OneHot, &small)),
+        ("log1p-rank", Layout::new(IntTransform::Log1p, CatEncoding::RankAsNumber, &small)?),
+        ("buckets-onehot", Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &small)?),
+        ("log1p-onehot", Layout::new(IntTransform::Log1p, CatEncoding::OneHot, &small)?),
     ];
     for (name, layout) in &layouts {
         let mut m = LinearModel::zeros(layout.clone());

@@ -18,10 +18,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use sparky_criteo::artifacts::{
-    self, Artifacts, COUNTS_FILE, ExampleSchema, FORMAT, FORMAT_VERSION, FileCheck, Manifest, render_csv,
-};
-use sparky_criteo::schema::{MISSING_INT, NUM_CAT, OOV_ID, cat_feature_name};
+use sparky_criteo::artifacts::{self, Artifacts, render_csv};
+use sparky_prepared::artifacts::{COUNTS_FILE, ExampleSchema, FORMAT, FORMAT_VERSION, FileCheck, Manifest};
+use sparky_prepared::schema::{CAT_FEATURES, MISSING_INT, NUM_CAT, OOV_ID};
 
 /// A manifest vouching for `csv`, with these vocabulary sizes.
 fn manifest_for(csv: &[u8], sizes: &[u64; NUM_CAT]) -> Vec<u8> {
@@ -35,7 +34,7 @@ fn manifest_for(csv: &[u8], sizes: &[u64; NUM_CAT]) -> Vec<u8> {
         missing_integer: MISSING_INT,
         missing_categorical: "a category of its own".into(),
         oov_id: OOV_ID,
-        vocabulary_sizes: (0..NUM_CAT).map(|c| (cat_feature_name(c), sizes[c])).collect::<BTreeMap<_, _>>(),
+        vocabulary_sizes: (0..NUM_CAT).map(|c| (CAT_FEATURES[c].to_string(), sizes[c])).collect::<BTreeMap<_, _>>(),
         example_schema: ExampleSchema::default(),
         counts_csv: FileCheck {
             file: COUNTS_FILE.into(),
@@ -68,7 +67,7 @@ fn check_loaded(a: &Artifacts, json: &[u8]) {
     let mut sizes = [0u64; NUM_CAT];
     for (c, col) in a.vocabulary.columns.iter().enumerate() {
         sizes[c] = col.len() as u64;
-        assert_eq!(a.manifest.vocabulary_sizes.get(&cat_feature_name(c)), Some(&sizes[c]));
+        assert_eq!(a.manifest.vocabulary_sizes.get(CAT_FEATURES[c]), Some(&sizes[c]));
         let entries = col.entries();
         for (i, (value, count)) in entries.iter().enumerate() {
             assert!(*count > 0);
@@ -79,7 +78,7 @@ fn check_loaded(a: &Artifacts, json: &[u8]) {
                 col.id(value.as_cat()),
                 i as i64 + 1,
                 "{}: the id of {value:?} is not its rank",
-                cat_feature_name(c)
+                CAT_FEATURES[c]
             );
         }
     }

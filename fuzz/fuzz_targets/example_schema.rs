@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use sparky_criteo::schema::{Mode, NUM_INT};
+use sparky_prepared::schema::{Mode, NUM_INT};
 use sparky_tfrecord::example::{ExampleError, Int64SchemaDecoder};
 use sparky_tfrecord::proto::{Example, Feature, feature::Kind};
 
@@ -56,7 +56,7 @@ fuzz_target!(|input: &[u8]| {
             _ => i % 3 == 0,
         })
         .collect();
-    let optional_names: Vec<&str> = names.iter().zip(&optional).filter(|(_, o)| **o).map(|(n, _)| n.as_str()).collect();
+    let optional_names: Vec<&str> = names.iter().zip(&optional).filter(|(_, o)| **o).map(|(n, _)| *n).collect();
     let mut dec = Int64SchemaDecoder::new(&names).with_optional(&optional_names);
     assert_eq!(dec.names(), names.as_slice());
 

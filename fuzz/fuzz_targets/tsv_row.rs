@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sparky_criteo::parse::{Cat, Row, RowErrorKind, parse_line};
-use sparky_criteo::schema::{MISSING_INT, Mode, NUM_CAT, NUM_INT};
+use sparky_prepared::schema::{MISSING_INT, Mode, NUM_CAT, NUM_INT};
 
 /// What a field should parse to, by the reference rules.
 #[derive(Debug, PartialEq)]

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use sparky_datagen::{GenerateSummary, Generator, GeneratorConfig, generate};
-use sparky_tfrecord::AtomicFile;
+use sparky_io::AtomicFile;
 
 const AFTER_HELP: &str = "\
 Output: Kaggle train.txt layout, one row per line: label, I1..I13, C1..C26 separated by tabs (40 fields), or \
@@ -27,7 +27,7 @@ is its expectation over the label draws (the mean binary entropy of the planted 
 /// Writes Criteo-shaped TSV data (Kaggle display-advertising layout) with a
 /// planted click model, deterministically and in parallel.
 #[derive(Debug, Parser)]
-#[command(name = "criteo-generate", version, after_help = AFTER_HELP)]
+#[command(name = "criteo-generate", version, after_help = format!("{AFTER_HELP}\n\n{}", sparky_cli::EXIT_CODES_HELP))]
 struct Args {
     /// Number of rows to write (required).
     #[arg(long, value_name = "N")]
@@ -59,7 +59,7 @@ struct Args {
 #[derive(Debug, thiserror::Error)]
 enum Error {
     #[error("creating the output file")]
-    Create(#[source] sparky_tfrecord::Error),
+    Create(#[source] sparky_io::Error),
     #[error("opening {}", .path.display())]
     Open { path: PathBuf, source: io::Error },
     #[error("writing {}", .path.display())]
@@ -67,43 +67,12 @@ enum Error {
     #[error("writing standard output")]
     Stdout(#[source] io::Error),
     #[error("finishing the output file")]
-    Commit(#[source] sparky_tfrecord::Error),
-}
-
-impl Error {
-    fn is_broken_pipe(&self) -> bool {
-        matches!(self, Self::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe)
-    }
+    Commit(#[source] sparky_io::Error),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}", error_chain(&e));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `error: top: cause: cause`, skipping a cause whose text its parent already
-/// ends with (some errors print their source themselves).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = format!("error: {e}");
-    let mut last = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !last.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        last = text;
-        source = s.source();
-    }
-    out
+    sparky_cli::main_wrapper("criteo-generate", || run(&args))
 }
 
 fn run(args: &Args) -> Result<(), Error> {
@@ -128,7 +97,7 @@ fn run(args: &Args) -> Result<(), Error> {
     } else {
         let mut file = AtomicFile::create(&args.out).map_err(Error::Create)?;
         let summary = generate(&generator, args.first_row, args.rows, threads, &mut file)
-            .map_err(|source| Error::Write { path: file.temp_path().to_path_buf(), source })?;
+            .map_err(|source| Error::Write { path: file.path().to_path_buf(), source })?;
         file.commit().map_err(Error::Commit)?;
         summary
     };

@@ -83,7 +83,7 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
     let out = generate(&["--rows", "10", "--out", path.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("error: creating the output file: "), "{err}");
+    assert!(err.starts_with("criteo-generate: error: creating the output file: "), "{err}");
     assert!(err.contains("missing-folder"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 

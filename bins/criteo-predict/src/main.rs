@@ -4,16 +4,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use sparky_cli::{human_bytes, human_rate};
+use sparky_cli::{ProgressBar, human_bytes, human_rate};
 use sparky_export::ExportDir;
-use sparky_predict::{InputFormat, OutputFormat, PredictConfig, PredictError, Scorer};
+use sparky_io::Progress;
+use sparky_predict::{BatchConfig, Input, InputFormat, OutputFormat, PredictError, RawScorer, Scorer};
+
+/// The run's progress, and the stop request of SIGINT and SIGTERM.
+static PROGRESS: Progress = Progress::new();
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum InputFormatArg {
     /// TFRecords of prepared Examples (criteo-prepare output; any compression).
     Tfrecord,
     /// Raw Criteo TSV, prepared on the fly with the export's artifacts: 39 fields,
-    /// or 40 with a label first (then log loss and AUC are printed too).
+    /// or 40 with a label first, decided line by line (with labels, log loss and
+    /// AUC are printed too).
     Tsv,
 }
 
@@ -28,7 +33,11 @@ enum FormatArg {
 /// Scores rows with a model exported by criteo-train, as the guide's Cloud ML
 /// Engine batch prediction did.
 ///
-/// Batch: each input file becomes one output part,
+/// Batch: the input is checked first: a prepared folder must be complete
+/// (_SUCCESS, exactly the parts its _prepare.json lists, with their sizes and
+/// rows) and prepared with the model's artifacts; its kind (prepared
+/// TFRecords or raw TSV) is detected from its bytes. Each input file becomes
+/// one output part,
 /// OUTPUT/prediction.results-00000-of-00004 ..., one JSON line per row in
 /// input order: {"id": N, "classes": ["0", "1"], "scores": [p0, p1]} with
 /// p0 = 1 - p1 = 1 - p(click); "id" appears where the input carries one
@@ -60,9 +69,16 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
 
-    /// What the input holds [default: tsv for standard input, tfrecord otherwise].
+    /// What the input holds [default: detected: a prepared folder, TFRecord framing,
+    /// or text; TSV for standard input].
     #[arg(long, value_enum, value_name = "FORMAT")]
     input_format: Option<InputFormatArg>,
+
+    /// Read a prepared folder that is not a complete criteo-prepare run (no
+    /// _prepare.json or _SUCCESS, parts missing, extra or of another size): the
+    /// part-* files present are scored, their rows not checked against a record.
+    #[arg(long)]
+    allow_incomplete: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Json)]
@@ -76,9 +92,9 @@ struct Args {
     #[arg(long)]
     overwrite: bool,
 
-    /// Worker threads [default: the number of cores].
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    /// Worker threads, 1 to 256 [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 
     /// Print nothing but errors.
     #[arg(short, long)]
@@ -86,28 +102,22 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), PredictError> {
-    let export = ExportDir::load(&args.model)?;
     let stdin = args.input.as_os_str() == "-";
     let stdout = args.output.as_os_str() == "-";
-    let input_format = match args.input_format {
-        Some(InputFormatArg::Tsv) => InputFormat::Tsv,
-        Some(InputFormatArg::Tfrecord) => InputFormat::Tfrecord,
-        None if stdin => InputFormat::Tsv,
-        None => InputFormat::Tfrecord,
-    };
-    // Prepared records carry vocabulary ids already: only raw lines need the
-    // vocabulary, whose loading dominates small runs.
-    let scorer = match input_format {
-        InputFormat::Tsv => Scorer::new(export)?,
-        InputFormat::Tfrecord => Scorer::for_prepared_rows(export),
-    };
     if stdin || stdout {
         if !(stdin && stdout) {
-            return Err(PredictError::Config("streaming needs both --input - and --output -".into()));
+            return Err(PredictError::Setting {
+                name: "--input/--output",
+                what: "streaming needs both --input - and --output -".into(),
+            });
         }
-        if input_format != InputFormat::Tsv || matches!(args.format, FormatArg::Parquet) {
-            return Err(PredictError::Config("streaming reads TSV and writes JSON lines".into()));
+        if matches!(args.input_format, Some(InputFormatArg::Tfrecord)) || matches!(args.format, FormatArg::Parquet) {
+            return Err(PredictError::Setting {
+                name: "--input -",
+                what: "streaming reads TSV lines and writes JSON lines".into(),
+            });
         }
+        let scorer = RawScorer::new(ExportDir::load(&args.model)?)?;
         let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
         let (ok, bad) = sparky_predict::run_stream(&scorer, &mut input, std::io::stdout().lock(), args.strict)?;
         if !args.quiet {
@@ -115,25 +125,44 @@ fn run(args: Args) -> Result<(), PredictError> {
         }
         return Ok(());
     }
-    let cfg = PredictConfig {
-        inputs: sparky_predict::resolve_inputs(&args.input, input_format)?,
+    let export = ExportDir::load(&args.model)?;
+    let format = args.input_format.map(|f| match f {
+        InputFormatArg::Tsv => InputFormat::Tsv,
+        InputFormatArg::Tfrecord => InputFormat::Tfrecord,
+    });
+    let input = Input::resolve(&args.input, format, args.allow_incomplete)?;
+    let cfg = BatchConfig {
         output: args.output.clone(),
-        input_format,
         output_format: match args.format {
             FormatArg::Json => OutputFormat::Json,
             FormatArg::Parquet => OutputFormat::Parquet,
         },
         strict: args.strict,
         overwrite: args.overwrite,
-        threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        threads: args.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from),
     };
-    let s = sparky_predict::run_batch(&scorer, &cfg)?;
+    sparky_cli::stop_on_signals(&PROGRESS);
+    let bar = ProgressBar::start(args.quiet, &PROGRESS);
+    // Prepared records carry vocabulary ids already: only raw lines need the
+    // vocabulary, whose loading dominates small runs.
+    let (s, export_dir) = match &input {
+        Input::Prepared(dir) => {
+            let scorer = Scorer::new(export);
+            (sparky_predict::run_prepared(&scorer, dir, &cfg, &PROGRESS), scorer.export_dir().to_path_buf())
+        }
+        Input::Tsv(files) => {
+            let scorer = RawScorer::new(export)?;
+            (sparky_predict::run_tsv(&scorer, files, &cfg, &PROGRESS), scorer.export_dir().to_path_buf())
+        }
+    };
+    drop(bar);
+    let s = s?;
     if !args.quiet {
         eprintln!(
             "criteo-predict: {} rows scored ({} could not be) with {} in {:.2} s ({}); {} parts, {} in {}",
             s.rows,
             s.errors,
-            scorer.export_dir().display(),
+            export_dir.display(),
             s.seconds,
             human_rate(s.rows, s.seconds),
             s.parts.len(),

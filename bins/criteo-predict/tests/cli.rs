@@ -4,12 +4,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 
 use sparky_criteo::input::Source;
 use sparky_criteo::prepare::{self, PrepareConfig, Progress};
-use sparky_criteo::schema::Mode;
 use sparky_datagen::{Generator, GeneratorConfig};
+use sparky_prepared::schema::Mode;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_criteo-predict"))
@@ -34,7 +33,7 @@ fn setup(dir: &Path, train: bool) {
     if train {
         let mut c = sparky_trainer::TrainConfig::new(dir.join("job"), dir.join("train"), dir.join("eval"));
         c.epochs = Some(1);
-        sparky_trainer::run(&c, &AtomicBool::new(false), &|_| {}).unwrap();
+        sparky_trainer::run(&c, &Progress::default(), &|_| {}).unwrap();
     }
 }
 

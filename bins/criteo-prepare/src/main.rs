@@ -3,14 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use clap::{Parser, ValueEnum};
-use sparky_cli::{ProgressBar, ProgressState, human_bytes, human_count, human_rate};
+use sparky_cli::{ProgressBar, human_bytes, human_count, human_rate};
 use sparky_criteo::input;
-use sparky_criteo::prepare::{self, BadLines, OutputCompression, OutputFormat, PrepareConfig, Progress};
-use sparky_criteo::schema::Mode;
+use sparky_criteo::prepare::{self, BadLines, PartCompression, PartFormat, PrepareConfig, Progress};
+use sparky_io::DirLock;
+use sparky_prepared::schema::Mode;
+
+/// The run's progress, and the stop request of SIGINT and SIGTERM.
+static PROGRESS: Progress = Progress::new();
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ModeArg {
@@ -107,9 +109,9 @@ struct Args {
     #[arg(short = 'x', long, value_name = "DIR", required_unless_present = "stage")]
     model: Option<PathBuf>,
 
-    /// Number of part files; part p holds lines [p*L/P, (p+1)*L/P) of the L input lines.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    num_partitions: usize,
+    /// Number of part files (1 to 100000); part p holds lines [p*L/P, (p+1)*L/P) of the L input lines.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    num_partitions: u32,
 
     /// Output compression.
     #[arg(long, value_enum, default_value_t = CompressionArg::None)]
@@ -119,8 +121,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = FormatArg::Tfrecord)]
     format: FormatArg,
 
-    /// Train mode: values seen fewer times are left out of the vocabulary (id 0).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// Train mode: values seen fewer times are left out of the vocabulary (id 0); at least 1.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     min_count: u64,
 
     /// What to do with a malformed line (too many fields, a non-integer in an
@@ -141,9 +143,9 @@ struct Args {
     #[arg(long)]
     no_sync: bool,
 
-    /// Worker threads [default: the number of cores]. Outputs are identical whatever the count.
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    /// Worker threads, 1 to 256 [default: the number of cores]. Outputs are identical whatever the count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 
     /// Run one stage of a sharded job (for a cluster: see integrations/spark) instead of the
     /// whole job [default: the whole job].
@@ -159,7 +161,8 @@ struct Args {
     #[arg(long, default_value_t = 0, value_name = "N")]
     first_line: u64,
 
-    /// No progress bar (it is drawn only when standard error is a terminal anyway).
+    /// No progress bar (drawn only when standard error is a terminal anyway): only the
+    /// summary lines and errors.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -170,6 +173,8 @@ enum CliError {
     Input(#[from] input::InputError),
     #[error(transparent)]
     Prepare(#[from] prepare::PrepareError),
+    #[error(transparent)]
+    Artifacts(#[from] sparky_prepared::ArtifactError),
 }
 
 fn join(base: Option<&Path>, p: &Path) -> PathBuf {
@@ -202,13 +207,13 @@ fn run(args: Args) -> Result<(), CliError> {
             })
             .collect();
         let model = join(base, &model_arg());
-        let m = sparky_criteo::artifacts::merge_partial_counts(&files, &model, args.min_count, args.overwrite)
-            .map_err(prepare::PrepareError::from)?;
+        let lock = DirLock::acquire(&model).map_err(sparky_prepared::ArtifactError::from)?;
+        let m = sparky_criteo::artifacts::merge_partial_counts(&files, &lock, args.min_count, args.overwrite)?;
         eprintln!(
             "criteo-prepare: merged {} partial counts ({} rows, {} rejected) into {}",
             files.len(),
-            m.rows_read,
-            m.rows_rejected,
+            m.manifest.rows_read,
+            m.manifest.rows_rejected,
             model.display()
         );
         return Ok(());
@@ -226,14 +231,14 @@ fn run(args: Args) -> Result<(), CliError> {
     // The count stage writes no artifacts: any model folder will do.
     let model = if stage == StageArg::Count { args.model.clone().unwrap_or_default() } else { model_arg() };
     let mut cfg = PrepareConfig::new(sources, join(base, &out_arg()), mode, join(base, &model));
-    cfg.num_partitions = args.num_partitions;
+    cfg.num_partitions = args.num_partitions as usize;
     cfg.compression = match args.compression {
-        CompressionArg::None => OutputCompression::None,
-        CompressionArg::Gzip => OutputCompression::Gzip,
+        CompressionArg::None => PartCompression::None,
+        CompressionArg::Gzip => PartCompression::Gzip,
     };
     cfg.format = match args.format {
-        FormatArg::Tfrecord => OutputFormat::Tfrecord,
-        FormatArg::Parquet => OutputFormat::Parquet,
+        FormatArg::Tfrecord => PartFormat::Tfrecord,
+        FormatArg::Parquet => PartFormat::Parquet,
     };
     cfg.min_count = args.min_count;
     cfg.bad_lines = match args.bad_lines {
@@ -243,28 +248,20 @@ fn run(args: Args) -> Result<(), CliError> {
     cfg.overwrite = args.overwrite;
     cfg.sync = !args.no_sync;
     if let Some(t) = args.threads {
-        cfg.threads = t;
+        cfg.threads = usize::from(t);
     }
     cfg.first_part = args.first_part;
     cfg.first_line = args.first_line;
     cfg.load_artifacts = stage == StageArg::Transform;
-    let progress = Arc::new(Progress::default());
-    let bar = {
-        let p = progress.clone();
-        ProgressBar::start(args.quiet, move || ProgressState {
-            phase: Progress::PHASES[p.phase.load(Ordering::Relaxed).min(3)].to_string(),
-            done: p.done_bytes.load(Ordering::Relaxed),
-            total: p.total_bytes.load(Ordering::Relaxed),
-            rows: p.rows.load(Ordering::Relaxed),
-        })
-    };
+    sparky_cli::stop_on_signals(&PROGRESS);
+    let bar = ProgressBar::start(args.quiet, &PROGRESS);
     if stage == StageArg::Count {
-        let (rows, rejected) = prepare::count_stage(&cfg, &cfg.out_dir, &progress)?;
+        let (rows, rejected) = prepare::count_stage(&cfg, &cfg.out_dir, &PROGRESS)?;
         drop(bar);
         eprintln!("criteo-prepare: counted {rows} rows ({rejected} rejected) into {}", cfg.out_dir.display());
         return Ok(());
     }
-    let s = prepare::run(&cfg, &progress)?;
+    let s = prepare::run(&cfg, &PROGRESS)?;
     drop(bar);
     let rejected = s.rejected_total();
     let reasons: Vec<String> = s.rejected.iter().map(|(r, n)| format!("{n} {r}")).collect();
@@ -282,7 +279,7 @@ fn run(args: Args) -> Result<(), CliError> {
         human_bytes(s.output_bytes()),
         cfg.out_dir.display(),
     );
-    let sizes: Vec<String> = s.vocabulary_sizes.iter().map(|&n| human_count(n as u64)).collect();
+    let sizes: Vec<String> = s.vocabulary_sizes.iter().map(|&n| human_count(n)).collect();
     eprintln!(
         "criteo-prepare: vocabulary sizes C1..C26: {} ({} {})",
         sizes.join(" "),

@@ -3,13 +3,32 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use sparky_cli::human_count;
+use sparky_cli::{ProgressBar, human_count};
+use sparky_io::Progress;
 use sparky_linear::{CatEncoding, IntTransform, OptimizerConfig, OptimizerKind};
 use sparky_trainer::{LogLine, TrainConfig};
+
+/// The run's progress, and the stop request of SIGINT and SIGTERM.
+static PROGRESS: Progress = Progress::new();
+
+/// A finite number above 0.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number above 0")),
+    }
+}
+
+/// A finite number, 0 or above.
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number of 0 or more")),
+    }
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OptimizerArg {
@@ -75,36 +94,43 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     artifact_dir: Option<PathBuf>,
 
-    /// Examples per mini-batch (per thread); one optimizer step per batch.
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    batch_size: usize,
+    /// Read prepared folders that are not complete criteo-prepare runs (no
+    /// _prepare.json or _SUCCESS, parts missing, extra or of another size):
+    /// the part-* files present are read, and their rows are not checked
+    /// against a record. For data you know to be what you want.
+    #[arg(long)]
+    allow_incomplete: bool,
 
-    /// Stop when the global step (mini-batches over all runs) reaches N.
-    #[arg(long, value_name = "N")]
+    /// Examples per mini-batch (per thread), 1 to 1048576; one optimizer step per batch.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    batch_size: u32,
+
+    /// Stop when the global step (mini-batches over all runs) reaches N (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     train_steps: Option<u64>,
 
-    /// Stop after N passes over the training data (counting resumed runs).
-    #[arg(long, value_name = "N")]
+    /// Stop after N passes over the training data (counting resumed runs; at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
 
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Ftrl)]
     optimizer: OptimizerArg,
 
-    /// Step size (FTRL's alpha) [default: per optimizer, see --optimizer].
-    #[arg(long, value_name = "X")]
+    /// Step size (FTRL's alpha), a finite number above 0 [default: per optimizer, see --optimizer].
+    #[arg(long, value_name = "X", value_parser = positive)]
     learning_rate: Option<f64>,
 
-    /// L1 regularisation [default: per optimizer].
-    #[arg(long, value_name = "X")]
+    /// L1 regularisation, 0 or more [default: per optimizer].
+    #[arg(long, value_name = "X", value_parser = non_negative)]
     l1: Option<f64>,
 
-    /// L2 regularisation [default: per optimizer].
-    #[arg(long, value_name = "X")]
+    /// L2 regularisation, 0 or more [default: per optimizer].
+    #[arg(long, value_name = "X", value_parser = non_negative)]
     l2: Option<f64>,
 
-    /// FTRL's beta, or AdaGrad's initial accumulator [default: 1 for FTRL, 0.1 for AdaGrad].
-    #[arg(long, value_name = "X")]
+    /// FTRL's beta, or AdaGrad's initial accumulator, 0 or more [default: 1 for FTRL, 0.1 for AdaGrad].
+    #[arg(long, value_name = "X", value_parser = non_negative)]
     beta: Option<f64>,
 
     /// How integer features enter the model.
@@ -127,10 +153,10 @@ struct Args {
     #[arg(long, default_value_t = 600, value_name = "N")]
     checkpoint_secs: u64,
 
-    /// Training threads [default: the number of cores]. With 1 and a fixed
-    /// --seed, runs are exactly reproducible.
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    /// Training threads, 1 to 256 [default: the number of cores]. With 1 and a
+    /// fixed --seed, runs are exactly reproducible.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 
     /// Seed of the per-epoch shuffling of record blocks.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -154,26 +180,9 @@ struct Args {
     #[arg(long)]
     no_export: bool,
 
-    /// Print only the final figures.
+    /// Print only the final figures: no progress, no log lines.
     #[arg(short, long)]
     quiet: bool,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    if STOP.swap(true, Ordering::SeqCst) {
-        // Second signal: the user insists.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
 }
 
 fn fmt_metrics(m: &sparky_linear::Metrics) -> String {
@@ -199,7 +208,8 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
     };
     let mut cfg = TrainConfig::new(args.job_dir.clone(), args.train_dir.clone(), args.eval_dir.clone());
     cfg.artifact_dir = args.artifact_dir.clone();
-    cfg.batch_size = args.batch_size;
+    cfg.allow_incomplete = args.allow_incomplete;
+    cfg.batch_size = args.batch_size as usize;
     cfg.train_steps = args.train_steps;
     cfg.epochs = args.epochs;
     cfg.optimizer = optimizer;
@@ -215,7 +225,7 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
     cfg.log_every = args.log_every;
     cfg.checkpoint_secs = args.checkpoint_secs;
     if let Some(t) = args.threads {
-        cfg.threads = t;
+        cfg.threads = usize::from(t);
     }
     cfg.seed = args.seed;
     cfg.shuffle = !args.no_shuffle;
@@ -231,30 +241,37 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
     if cfg.train_steps.is_none() && cfg.epochs.is_none() && !args.quiet {
         eprintln!("criteo-train: no --train-steps or --epochs: training until interrupted (Ctrl-C finishes cleanly)");
     }
-    install_signal_handlers();
+    sparky_cli::stop_on_signals(&PROGRESS);
     let quiet = args.quiet;
+    let bar = ProgressBar::start(quiet, &PROGRESS);
     let last_print = Mutex::new(Instant::now());
     let log = |l: &LogLine| {
         if quiet {
             return;
         }
         if let Some(m) = &l.eval {
-            eprintln!("criteo-train: eval at step {} (epoch {:.2}): {}", l.step, l.epoch, fmt_metrics(m));
+            bar.println(&format!("criteo-train: eval at step {} (epoch {:.2}): {}", l.step, l.epoch, fmt_metrics(m)));
             return;
         }
-        let mut last = last_print.lock().expect("not poisoned");
+        let mut last = last_print.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.elapsed().as_secs_f64() >= 2.0 {
             *last = Instant::now();
-            eprintln!(
+            bar.println(&format!(
                 "criteo-train: step {} epoch {:.2} loss {:.5} {} examples/s",
                 l.step,
                 l.epoch,
                 l.loss,
                 human_count(l.examples_per_sec as u64)
-            );
+            ));
         }
     };
-    let s = sparky_trainer::run(&cfg, &STOP, &log)?;
+    let s = sparky_trainer::run(&cfg, &PROGRESS, &log);
+    drop(bar);
+    let s = s?;
+    println!("{}", fmt_metrics(&s.metrics));
+    if quiet {
+        return Ok(());
+    }
     if let Some(r) = s.resumed_from {
         eprintln!("criteo-train: resumed from step {r}");
     }
@@ -272,7 +289,6 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         cfg.threads,
         s.export_dir.as_ref().map(|d| format!("; exported to {}", d.display())).unwrap_or_default(),
     );
-    println!("{}", fmt_metrics(&s.metrics));
     Ok(())
 }
 

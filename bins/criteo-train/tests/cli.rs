@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sparky_criteo::input::Source;
 use sparky_criteo::prepare::{self, PrepareConfig, Progress};
-use sparky_criteo::schema::Mode;
 use sparky_datagen::{Generator, GeneratorConfig};
+use sparky_prepared::schema::Mode;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_criteo-train"))
@@ -89,9 +89,15 @@ fn killed_then_resumed_and_interrupted_cleanly() {
 fn bad_settings_exit_1_with_a_message_and_usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     prepare_data(dir.path(), 2_000);
+    // A value out of range is a command-line error (exit 2) naming the flag and the range.
     let o = train(dir.path(), &["--learning-rate=-1", "--epochs", "1"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--learning-rate") && err.contains("above 0"), "{err}");
+    // A setting the library refuses: exit 1 with a message.
+    let o = train(dir.path(), &["--epochs", "1", "--artifact-dir", "nowhere"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("learning rate"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nowhere"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = train(dir.path(), &["--optimizer", "newton"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let o = bin().arg("--help").output().unwrap();

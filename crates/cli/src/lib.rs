@@ -1,35 +1,49 @@
 //! Shared plumbing of sparky's command-line tools, so that every binary
 //! behaves the same way:
 //!
-//! - [`main_wrapper`]: runs the tool, prints `error: ...` with the whole cause
-//!   chain, treats a broken pipe as success, and maps the outcome to the
-//!   documented exit codes ([`EXIT_OK`], [`EXIT_FAILURE`], [`EXIT_USAGE`]).
-//! - [`ProgressBar`]: a one-line progress display on standard error, drawn
-//!   only when standard error is a terminal.
+//! - [`main_wrapper`]: runs the tool, prints `NAME: error: ...` with the whole
+//!   cause chain, treats a broken pipe as success, and maps the outcome to the
+//!   documented exit codes ([`EXIT_OK`], [`EXIT_FAILURE`], [`EXIT_USAGE`],
+//!   [`EXIT_INTERRUPTED`]).
+//! - [`ProgressBar`]: a live progress line on standard error (phase, work
+//!   done, rate, time left; `indicatif`), drawn only when standard error is a
+//!   terminal and `--quiet` was not given.
+//! - [`stop_on_signals`]: the first SIGINT or SIGTERM asks the running job to
+//!   stop cleanly (it removes what it started and exits with
+//!   [`EXIT_INTERRUPTED`]; the trainer checkpoints and exports); a second
+//!   one ends the process at once.
 //! - [`human_bytes`], [`human_count`], [`human_rate`]: figures for people.
+//!
+//! Libraries report through a `sparky_io::Progress`; this crate only reads it.
 //!
 //! ```
 //! assert_eq!(sparky_cli::human_bytes(1_536), "1.5 KiB");
 //! assert_eq!(sparky_cli::human_count(2_500_000), "2.50M");
 //! ```
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::time::Duration;
+
+use sparky_io::{Progress, Unit};
 
 /// The run succeeded.
 pub const EXIT_OK: u8 = 0;
 /// The run failed: bad input, I/O error, refused overwrite... The message on
 /// standard error says what and where.
 pub const EXIT_FAILURE: u8 = 1;
-/// The command line is wrong (unknown flag, missing value); clap prints the usage.
+/// The command line is wrong (unknown flag, missing value, a value out of
+/// range); clap prints the usage.
 pub const EXIT_USAGE: u8 = 2;
+/// The run was stopped by SIGINT or SIGTERM before its end (128 + SIGINT,
+/// as shells report it); nothing was left under a final name.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// The exit-code section every tool's `--help` ends with.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 failure (the message says what and where; no partial output is left \
-behind); 2 invalid command line.";
+behind); 2 invalid command line; 130 stopped by Ctrl-C or SIGTERM (nothing partial left behind).";
 
 /// True when `e` or one of its causes is a broken pipe (the reader of our
 /// output went away, as with `| head`): not a failure.
@@ -64,6 +78,20 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// True when `e` or one of its causes is an interrupt
+/// ([`sparky_io::Error::Interrupted`]).
+#[must_use]
+pub fn is_interrupted(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if matches!(err.downcast_ref::<sparky_io::Error>(), Some(sparky_io::Error::Interrupted)) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Runs a tool's body and turns its result into an exit code, printing
 /// `NAME: error: ...` on failure.
 pub fn main_wrapper<E: std::error::Error + 'static>(name: &str, run: impl FnOnce() -> Result<(), E>) -> ExitCode {
@@ -72,8 +100,38 @@ pub fn main_wrapper<E: std::error::Error + 'static>(name: &str, run: impl FnOnce
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "{name}: error: {}", error_chain(&e));
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(if is_interrupted(&e) { EXIT_INTERRUPTED } else { EXIT_FAILURE })
         }
+    }
+}
+
+/// The job a signal asks to stop.
+static STOP_TARGET: AtomicPtr<Progress> = AtomicPtr::new(std::ptr::null_mut());
+/// Set by the first signal.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if SIGNALLED.swap(true, Ordering::SeqCst) {
+        // A second signal: the user insists.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(i32::from(EXIT_INTERRUPTED)) };
+    }
+    let p = STOP_TARGET.load(Ordering::SeqCst);
+    // SAFETY: the pointer is null or comes from a `&'static Progress`; the
+    // request is an atomic store, which is async-signal-safe.
+    if let Some(progress) = unsafe { p.as_ref() } {
+        progress.request_stop();
+    }
+}
+
+/// Makes SIGINT and SIGTERM ask `progress`'s job to stop cleanly; a second
+/// signal ends the process at once with [`EXIT_INTERRUPTED`].
+pub fn stop_on_signals(progress: &'static Progress) {
+    STOP_TARGET.store(std::ptr::from_ref(progress).cast_mut(), Ordering::SeqCst);
+    #[cfg(unix)]
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches atomics and calls _exit.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
 }
 
@@ -114,76 +172,81 @@ pub fn human_rate(n: u64, seconds: f64) -> String {
     format!("{}/s", human_count((n as f64 / seconds) as u64))
 }
 
-/// What a progress display shows at one instant.
-#[derive(Debug, Clone, Default)]
-pub struct ProgressState {
-    /// What is being done.
-    pub phase: String,
-    /// Work done, in bytes (or other units).
-    pub done: u64,
-    /// Work in all (0 when unknown).
-    pub total: u64,
-    /// Rows (or records) done.
-    pub rows: u64,
-}
-
-/// A progress line redrawn on standard error a few times a second while a
-/// job runs, when standard error is a terminal. Dropping it clears the line.
+/// A live progress line on standard error, redrawn a few times a second
+/// from a job's [`Progress`]: its phase, work done of the total, rows, rate
+/// and time left. Hidden when `quiet` or when standard error is not a
+/// terminal (logs and pipes get the summary lines only). Dropping it clears
+/// the line.
 pub struct ProgressBar {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl ProgressBar {
-    /// Starts drawing what `poll` returns, unless `quiet` or standard error is
-    /// not a terminal.
-    pub fn start(quiet: bool, poll: impl Fn() -> ProgressState + Send + 'static) -> Self {
+    /// Starts drawing `progress`.
+    #[must_use]
+    pub fn start(quiet: bool, progress: &'static Progress) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        if quiet || !std::io::stderr().is_terminal() {
-            return Self { stop, thread: None };
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr_with_hz(5));
+        if quiet || bar.is_hidden() {
+            return Self { stop, thread: None, bar: None };
         }
         let flag = stop.clone();
+        let shown = bar.clone();
         let thread = std::thread::spawn(move || {
-            let mut phase = String::new();
-            let mut since = Instant::now();
+            let (mut phase, mut unit, mut known) = ("", Unit::Bytes, false);
             while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                let s = poll();
-                if s.phase != phase {
-                    phase.clone_from(&s.phase);
-                    since = Instant::now();
-                }
-                let secs = since.elapsed().as_secs_f64();
-                let mut line = format!("{}: ", s.phase);
-                if s.total > 0 {
-                    let frac = (s.done as f64 / s.total as f64).min(1.0);
-                    let width = 24;
-                    let filled = (frac * width as f64) as usize;
-                    line.push_str(&format!(
-                        "[{}{}] {:5.1}% {} / {}",
-                        "#".repeat(filled),
-                        " ".repeat(width - filled),
-                        frac * 100.0,
-                        human_bytes(s.done),
-                        human_bytes(s.total)
-                    ));
-                    if frac > 0.01 && frac < 1.0 {
-                        let left = secs * (1.0 - frac) / frac;
-                        line.push_str(&format!(", {left:.0} s left"));
+                let s = progress.snapshot();
+                if s.phase != phase || s.unit != unit || (s.total > 0) != known {
+                    (phase, unit, known) = (s.phase, s.unit, s.total > 0);
+                    let counts = match unit {
+                        Unit::Bytes => "{bytes}/{total_bytes} ({bytes_per_sec}",
+                        Unit::Rows => "{human_pos}/{human_len} ({per_sec}",
+                    };
+                    let template = if known {
+                        format!("{{prefix}} [{{bar:24}}] {{percent:>3}}% {counts}, {{eta}} left){{msg}}")
+                    } else {
+                        format!(
+                            "{{prefix}} {{spinner}} {}{{msg}}",
+                            counts.replace("/{total_bytes}", "").replace("/{human_len}", "")
+                        )
+                    };
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+                        bar.set_style(style.progress_chars("#> "));
                     }
-                } else if s.done > 0 {
-                    line.push_str(&human_bytes(s.done));
+                    bar.reset();
+                    bar.set_prefix(phase);
+                    bar.set_length(s.total);
                 }
-                if s.rows > 0 {
-                    line.push_str(&format!(", {} rows, {}", human_count(s.rows), human_rate(s.rows, secs)));
+                bar.set_position(s.done.min(if known { s.total } else { u64::MAX }));
+                if unit == Unit::Bytes && s.rows > 0 {
+                    bar.set_message(format!("), {} rows", human_count(s.rows)));
+                } else {
+                    bar.set_message(")");
                 }
-                let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{line}");
-                let _ = err.flush();
+                std::thread::sleep(Duration::from_millis(200));
             }
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            bar.finish_and_clear();
         });
-        Self { stop, thread: Some(thread) }
+        Self { stop, thread: Some(thread), bar: Some(shown) }
+    }
+
+    /// Prints a line on standard error above the progress line (or plainly,
+    /// when none is drawn).
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+    }
+
+    /// True when the progress line is drawn.
+    #[must_use]
+    pub fn is_drawn(&self) -> bool {
+        self.bar.is_some()
     }
 }
 
@@ -224,6 +287,19 @@ mod tests {
         let e = Outer(std::io::Error::other("disk full"));
         assert!(!is_broken_pipe(&e));
         assert_eq!(error_chain(&e), "writing out.json: disk full");
+    }
+
+    #[test]
+    fn interrupts_are_recognised_through_the_chain() {
+        let e = Outer(std::io::Error::other(sparky_io::Error::Interrupted));
+        assert!(!is_interrupted(&e), "an io::Error wrapping it is not walked into by source()");
+        let e = sparky_io::Error::Interrupted;
+        assert!(is_interrupted(&e));
+        assert!(EXIT_CODES_HELP.contains("130"));
+        // Hidden when standard error is not a terminal (as under the test harness) or quiet.
+        static P: Progress = Progress::new();
+        let bar = ProgressBar::start(true, &P);
+        assert!(bar.thread.is_none());
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum InputError {
         #[source]
         source: io::Error,
     },
+    /// Mapping a file failed, or it is not a regular file.
+    #[error(transparent)]
+    Map(#[from] sparky_io::Error),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
@@ -203,36 +206,30 @@ impl Drop for Spool {
 pub struct Mapped {
     /// How to name it in messages.
     pub name: String,
-    map: Option<memmap2::Mmap>,
+    file: sparky_io::MappedFile,
     _spool: Option<Spool>,
 }
 
 impl Mapped {
     /// Maps a plain file.
+    ///
+    /// # Errors
+    /// The file cannot be opened or mapped, or is not a regular file.
     pub fn open(path: &Path, name: String, spool: Option<Spool>) -> Result<Self, InputError> {
-        let f = File::open(path).map_err(io_err(path))?;
-        let len = f.metadata().map_err(io_err(path))?.len();
-        let map = if len == 0 {
-            None
-        } else {
-            // SAFETY: read-only private map; inputs are not modified while a job runs.
-            let m = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(path))?;
-            let _ = m.advise(memmap2::Advice::Sequential);
-            Some(m)
-        };
-        Ok(Self { name, map, _spool: spool })
+        let file = sparky_io::MappedFile::open(path)?;
+        Ok(Self { name, file, _spool: spool })
     }
 
     /// The bytes.
     #[must_use]
     pub fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.file.bytes()
     }
 
     /// Drops bytes `range` from the process's resident set once they have
-    /// been read (see [`sparky_tfrecord::release`]).
+    /// been read (see [`sparky_io::MappedFile::release`]).
     pub fn release(&self, range: std::ops::Range<usize>) {
-        sparky_tfrecord::release(self.map.as_ref(), range);
+        self.file.release(range);
     }
 }
 

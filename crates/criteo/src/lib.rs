@@ -14,9 +14,14 @@
 //! - [`prepare`]: the whole job, parallel over line-aligned chunks, with
 //!   outputs identical whatever the thread count.
 //!
+//! The schema (feature names, counts, the missing value, [`Mode`]) and the
+//! prepared folder's contract live in `sparky-prepared`.
+//!
+//! [`Mode`]: sparky_prepared::schema::Mode
+//!
 //! ```
 //! use sparky_criteo::parse::parse_line;
-//! use sparky_criteo::schema::Mode;
+//! use sparky_prepared::schema::Mode;
 //! use sparky_criteo::vocab::{Counts, Vocabulary};
 //!
 //! let lines = ["0\t1\t\t\t\t\t\t\t\t\t\t\t\t\taaaaaaaa", "1\t2\t\t\t\t\t\t\t\t\t\t\t\t\tbbbbbbbb", "0\t\t\t\t\t\t\t\t\t\t\t\t\t\tbbbbbbbb"];
@@ -37,5 +42,4 @@ pub mod artifacts;
 pub mod input;
 pub mod parse;
 pub mod prepare;
-pub mod schema;
 pub mod vocab;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::schema::{MISSING_INT, Mode, NUM_CAT, NUM_INT, column_name};
+use sparky_prepared::schema::{MISSING_INT, Mode, NUM_CAT, NUM_INT, column_name};
 
 /// A categorical value as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +70,12 @@ pub enum RowErrorKind {
     IntegerOutOfRange(String),
     /// A categorical value is not valid UTF-8.
     InvalidUtf8,
+    /// A line whose layout is decided by its field count
+    /// ([`parse_line_any`]) has neither 39 nor 40 fields.
+    FieldCount {
+        /// Fields found.
+        found: usize,
+    },
 }
 
 /// A malformed line: what is wrong, and in which column.
@@ -107,6 +113,12 @@ impl fmt::Display for RowError {
                 write!(f, "integer out of the 64-bit range: {s:?}")
             }
             RowErrorKind::InvalidUtf8 => write!(f, "value is not valid UTF-8"),
+            RowErrorKind::FieldCount { found } => write!(
+                f,
+                "{found} tab-separated fields: a raw line has {} (unlabelled) or {} (label first)",
+                Mode::Predict.fields(),
+                Mode::Train.fields()
+            ),
         }
     }
 }
@@ -122,6 +134,7 @@ impl RowError {
             RowErrorKind::NotAnInteger(_) => "not an integer",
             RowErrorKind::IntegerOutOfRange(_) => "integer out of range",
             RowErrorKind::InvalidUtf8 => "invalid UTF-8",
+            RowErrorKind::FieldCount { .. } => "wrong number of fields",
         }
     }
 }
@@ -157,6 +170,54 @@ pub(crate) fn parse_hex8(b: &[u8]) -> Option<u32> {
         v = (v << 4) | u32::from(d & 0x0f);
     }
     (bad == 0).then_some(v)
+}
+
+/// Parses one integer field as [`parse_line`] does: empty is missing
+/// ([`MISSING_INT`]), otherwise `-?[0-9]+` within the 64-bit range.
+///
+/// # Errors
+/// Anything else, with the value in the message.
+#[inline]
+pub fn parse_int_field(b: &[u8]) -> Result<i64, RowErrorKind> {
+    if b.is_empty() { Ok(MISSING_INT) } else { parse_int(b) }
+}
+
+/// Parses one categorical field as [`parse_line`] does: empty is missing,
+/// exactly 8 lowercase hex digits a number, anything else its text.
+///
+/// # Errors
+/// A value that is not valid UTF-8.
+#[inline]
+pub fn parse_cat(b: &[u8]) -> Result<Cat<'_>, RowErrorKind> {
+    if b.is_empty() {
+        return Ok(Cat::Missing);
+    }
+    match parse_hex8(b) {
+        Some(v) => Ok(Cat::Hex(v)),
+        None if std::str::from_utf8(b).is_err() => Err(RowErrorKind::InvalidUtf8),
+        None => Ok(Cat::Other(b)),
+    }
+}
+
+/// Parses one raw line whose layout is not declared: 40 fields are a
+/// labelled line, 39 an unlabelled one, decided line by line (a short line is
+/// an error here, not padded: it could be either).
+///
+/// # Errors
+/// Another field count, or a malformed field.
+pub fn parse_line_any(line: &[u8]) -> Result<Row<'_>, RowError> {
+    let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+    let fields = memchr::memchr_iter(b'\t', trimmed).count() + 1;
+    let mode = if fields == Mode::Train.fields() {
+        Mode::Evaluate
+    } else if fields == Mode::Predict.fields() {
+        Mode::Predict
+    } else if trimmed.is_empty() {
+        return Err(RowError { column: None, kind: RowErrorKind::EmptyLine, labelled: false });
+    } else {
+        return Err(RowError { column: None, kind: RowErrorKind::FieldCount { found: fields }, labelled: false });
+    };
+    parse_line(line, mode)
 }
 
 /// Parses `-?[0-9]+` into an i64.
@@ -208,7 +269,7 @@ fn parse_int(b: &[u8]) -> Result<i64, RowErrorKind> {
 ///
 /// ```
 /// use sparky_criteo::parse::{Cat, parse_line};
-/// use sparky_criteo::schema::{MISSING_INT, Mode};
+/// use sparky_prepared::schema::{MISSING_INT, Mode};
 ///
 /// let line = b"1\t5\t\t3\t\t\t\t\t\t\t\t\t\t\t68fd1e64";
 /// let row = parse_line(line, Mode::Train).unwrap();
@@ -242,15 +303,7 @@ pub fn parse_line(line: &[u8], mode: Mode) -> Result<Row<'_>, RowError> {
         }
         if field >= first_cat {
             if !value.is_empty() {
-                row.cats[field - first_cat] = match parse_hex8(value) {
-                    Some(v) => Cat::Hex(v),
-                    None => {
-                        if std::str::from_utf8(value).is_err() {
-                            return Err(err(Some(field + 1), RowErrorKind::InvalidUtf8));
-                        }
-                        Cat::Other(value)
-                    }
-                };
+                row.cats[field - first_cat] = parse_cat(value).map_err(|k| err(Some(field + 1), k))?;
             }
         } else if field >= first_int {
             if !value.is_empty() {
@@ -408,5 +461,29 @@ mod tests {
                 Err(_) => prop_assert!(std_parse.is_none()),
             }
         }
+    }
+
+    #[test]
+    fn layout_by_field_count_and_single_fields() {
+        let mut f = vec!["1"];
+        f.extend(std::iter::repeat_n("2", 13));
+        f.extend(std::iter::repeat_n("0000000a", 26));
+        let labelled = line(&f);
+        let unlabelled = line(&f[1..]);
+        assert_eq!(parse_line_any(&labelled).unwrap().label, Some(true));
+        let row = parse_line_any(&unlabelled).unwrap();
+        assert_eq!((row.label, row.ints[0], row.cats[25]), (None, 2, Cat::Hex(10)));
+        let short = line(&f[..20]);
+        let e = parse_line_any(&short).unwrap_err();
+        assert_eq!(e.kind, RowErrorKind::FieldCount { found: 20 });
+        assert!(e.to_string().contains("39 (unlabelled) or 40"), "{e}");
+        assert_eq!(parse_line_any(b"").unwrap_err().kind, RowErrorKind::EmptyLine);
+        assert_eq!(parse_int_field(b""), Ok(MISSING_INT));
+        assert_eq!(parse_int_field(b"-3"), Ok(-3));
+        assert!(parse_int_field(b"x").is_err());
+        assert_eq!(parse_cat(b""), Ok(Cat::Missing));
+        assert_eq!(parse_cat(b"68fd1e64"), Ok(Cat::Hex(0x68fd_1e64)));
+        assert_eq!(parse_cat(b"68FD1E64"), Ok(Cat::Other(b"68FD1E64")));
+        assert_eq!(parse_cat(b"\xff"), Err(RowErrorKind::InvalidUtf8));
     }
 }

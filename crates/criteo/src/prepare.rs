@@ -17,54 +17,29 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+pub use sparky_io::Progress;
+pub use sparky_io::SUCCESS_FILE;
+use sparky_io::{AtomicFile, DirLock, OutputDir, Unit};
+pub use sparky_prepared::folder::{
+    ArtifactRef, PREPARED_FILE, PREPARED_FORMAT, PREPARED_VERSION, PartCompression, PartFormat, PartInfo,
+    PreparedManifest, REJECTS_FILE,
+};
+use sparky_prepared::schema::{Mode, NUM_CAT, NUM_INT, ROW_VALUES};
+use sparky_tfrecord::Compression;
 use sparky_tfrecord::crc::masked_crc32c;
 use sparky_tfrecord::example::Int64ExampleEncoder;
-use sparky_tfrecord::{AtomicFile, Compression};
 
 use crate::artifacts::{self, ArtifactError};
 use crate::input::{self, Chunk, InputError, Mapped, Source};
 use crate::parse::{Row, RowError, parse_line};
-use crate::schema::{Mode, NUM_CAT, NUM_INT, ROW_VALUES};
 use crate::vocab::{Counts, Vocabulary};
 
-/// File name of the job record in the output folder.
-pub const PREPARED_FILE: &str = "_prepare.json";
-/// The marker written last.
-pub const SUCCESS_FILE: &str = "_SUCCESS";
-/// The rejected-lines report (with `--bad-lines skip`).
-pub const REJECTS_FILE: &str = "_rejects";
-/// The `format` of `_prepare.json`.
-pub const PREPARED_FORMAT: &str = "sparky-criteo-prepared";
-
-/// Output container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    /// TFRecord files of `tf.train.Example`.
-    Tfrecord,
-    /// Parquet files with one required INT64 column per feature.
-    Parquet,
-}
-
-/// Output compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputCompression {
-    /// Plain files.
-    None,
-    /// GZIP: a whole-file gzip stream for TFRecord (`.gz` names), the GZIP
-    /// codec inside Parquet.
-    Gzip,
-}
-
 /// What to do with a malformed line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadLines {
     /// Stop with an error naming the file, line and column.
     Error,
@@ -86,9 +61,9 @@ pub struct PrepareConfig {
     /// Number of part files.
     pub num_partitions: usize,
     /// Output compression.
-    pub compression: OutputCompression,
+    pub compression: PartCompression,
     /// Output container.
-    pub format: OutputFormat,
+    pub format: PartFormat,
     /// Values seen fewer times stay out of the vocabulary (train mode).
     pub min_count: u64,
     /// What to do with malformed lines.
@@ -113,80 +88,16 @@ pub struct PrepareConfig {
     pub load_artifacts: bool,
 }
 
-/// A progress report shared with a display thread.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Total input bytes of the current phase.
-    pub total_bytes: AtomicU64,
-    /// Input bytes done in the current phase.
-    pub done_bytes: AtomicU64,
-    /// Rows done in the current phase.
-    pub rows: AtomicU64,
-    /// Index into [`Progress::PHASES`].
-    pub phase: AtomicUsize,
-}
-
-impl Progress {
-    /// Phase names.
-    pub const PHASES: [&'static str; 4] = ["reading input", "counting values", "writing parts", "done"];
-
-    fn start(&self, phase: usize, total: u64) {
-        self.phase.store(phase, Ordering::Relaxed);
-        self.total_bytes.store(total, Ordering::Relaxed);
-        self.done_bytes.store(0, Ordering::Relaxed);
-        self.rows.store(0, Ordering::Relaxed);
-    }
-}
-
-/// One written part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartInfo {
-    /// File name within the output folder.
-    pub file: String,
-    /// Rows (Examples) in it.
-    pub rows: u64,
-    /// Bytes on disk.
-    pub bytes: u64,
-}
-
-/// Where the artifacts a prepared folder used are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArtifactRef {
-    /// The model folder, as an absolute path.
-    pub dir: PathBuf,
-    /// CRC32C of its `manifest.json`.
-    pub manifest_crc32c: u32,
-}
-
-/// `_prepare.json`: what a prepare run wrote, for the tools that read it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PreparedManifest {
-    /// Always [`PREPARED_FORMAT`].
-    pub format: String,
-    /// 1.
-    pub format_version: u32,
-    /// The program that wrote it.
-    pub created_by: String,
-    /// The mode of the run.
-    pub mode: String,
-    /// The artifacts used.
-    pub artifacts: ArtifactRef,
-    /// The inputs, as given.
-    pub inputs: Vec<String>,
-    /// Input lines.
-    pub lines: u64,
-    /// Rows written.
-    pub rows: u64,
-    /// Lines rejected.
-    pub rejected: u64,
-    /// Global number of the first line.
-    pub first_line: u64,
-    /// Output container.
-    pub output_format: OutputFormat,
-    /// Output compression.
-    pub compression: OutputCompression,
-    /// The parts, in order.
-    pub parts: Vec<PartInfo>,
+/// The phases a prepare run reports in its [`Progress`].
+pub mod phase {
+    /// Mapping, spooling and splitting the input.
+    pub const READING: &str = "reading input";
+    /// Counting categorical values (train mode).
+    pub const COUNTING: &str = "counting values";
+    /// Writing the parts.
+    pub const WRITING: &str = "writing parts";
+    /// Finished.
+    pub const DONE: &str = "done";
 }
 
 /// What a run did.
@@ -201,7 +112,7 @@ pub struct PrepareSummary {
     /// Lines rejected, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// Vocabulary sizes, C1..C26.
-    pub vocabulary_sizes: Vec<usize>,
+    pub vocabulary_sizes: [u64; NUM_CAT],
     /// The parts written.
     pub parts: Vec<PartInfo>,
     /// Input bytes (decompressed).
@@ -260,9 +171,9 @@ pub enum PrepareError {
         #[source]
         source: std::io::Error,
     },
-    /// Writing a TFRecord or atomic file failed.
+    /// Creating, locking or committing an output failed.
     #[error(transparent)]
-    Record(#[from] sparky_tfrecord::Error),
+    Commit(#[from] sparky_io::Error),
     /// Writing Parquet failed.
     #[error("{}: {source}", path.display())]
     Parquet {
@@ -289,8 +200,8 @@ impl PrepareConfig {
             mode,
             model_dir,
             num_partitions: 8,
-            compression: OutputCompression::None,
-            format: OutputFormat::Tfrecord,
+            compression: PartCompression::None,
+            format: PartFormat::Tfrecord,
             min_count: 1,
             bad_lines: BadLines::Error,
             overwrite: false,
@@ -323,11 +234,11 @@ impl PrepareConfig {
     #[must_use]
     pub fn part_name(&self, p: usize) -> String {
         match (self.format, self.compression) {
-            (OutputFormat::Tfrecord, OutputCompression::None) => format!("part-r-{p:05}.tfrecord"),
-            (OutputFormat::Tfrecord, OutputCompression::Gzip) => {
+            (PartFormat::Tfrecord, PartCompression::None) => format!("part-r-{p:05}.tfrecord"),
+            (PartFormat::Tfrecord, PartCompression::Gzip) => {
                 format!("part-r-{p:05}.tfrecord.gz")
             }
-            (OutputFormat::Parquet, _) => format!("part-r-{p:05}.parquet"),
+            (PartFormat::Parquet, _) => format!("part-r-{p:05}.parquet"),
         }
     }
 }
@@ -448,25 +359,10 @@ fn part_start(p: usize, lines: u64, parts: usize) -> u64 {
     (u128::from(lines) * p as u128 / parts as u128) as u64
 }
 
-/// Checks the output folder and clears the old success marker.
-fn prepare_out_dir(cfg: &PrepareConfig) -> Result<(), PrepareError> {
-    let out = &cfg.out_dir;
-    let io = |source| PrepareError::Output { path: out.clone(), source };
-    if out.exists() {
-        let mut entries = std::fs::read_dir(out).map_err(io)?;
-        if entries.next().is_some() {
-            if !cfg.overwrite {
-                return Err(PrepareError::OutputExists(out.clone()));
-            }
-            // From here on the folder no longer claims to be complete.
-            let success = out.join(SUCCESS_FILE);
-            if success.exists() {
-                std::fs::remove_file(&success).map_err(|source| PrepareError::Output { path: success, source })?;
-            }
-        }
-    }
-    std::fs::create_dir_all(out).map_err(io)?;
-    Ok(())
+/// The files of a prepared folder a run owns: its parts, `_prepare.json`
+/// and `_rejects` (see [`OutputDir`]).
+fn owned(name: &str) -> bool {
+    name.starts_with("part-") || name == PREPARED_FILE || name == REJECTS_FILE
 }
 
 /// Counts the categorical values of every good line.
@@ -497,14 +393,13 @@ fn count(
                 }
                 Err(_) => true,
             });
-            progress.done_bytes.fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
-            progress.rows.fetch_add(rows, Ordering::Relaxed);
+            progress.add((chunk.end - chunk.start) as u64, rows);
             inputs[chunk.input].release(chunk.start..chunk.end);
             first_error
         },
         |_, error: Option<Reject>| match error {
             Some(r) => Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error }),
-            None => Ok(()),
+            None => Ok(progress.check()?),
         },
     )?;
     // Merge pairwise in parallel.
@@ -529,7 +424,7 @@ fn parquet_schema(mode: Mode) -> std::sync::Arc<parquet::schema::types::Type> {
         .into_iter()
         .map(|n| {
             std::sync::Arc::new(
-                Type::primitive_type_builder(&n, Physical::INT64)
+                Type::primitive_type_builder(n, Physical::INT64)
                     .with_repetition(Repetition::REQUIRED)
                     .build()
                     .expect("valid column"),
@@ -558,19 +453,19 @@ impl PartWriter {
     fn open(cfg: &PrepareConfig, path: &Path) -> Result<Self, PrepareError> {
         let file = AtomicFile::create(path)?;
         Ok(match (cfg.format, cfg.compression) {
-            (OutputFormat::Tfrecord, c) => {
+            (PartFormat::Tfrecord, c) => {
                 let codec = match c {
-                    OutputCompression::None => Compression::None,
-                    OutputCompression::Gzip => Compression::Gzip,
+                    PartCompression::None => Compression::None,
+                    PartCompression::Gzip => Compression::Gzip,
                 };
                 PartWriter::Records(Box::new(codec.encoder(std::io::BufWriter::with_capacity(1 << 20, file))))
             }
-            (OutputFormat::Parquet, c) => {
+            (PartFormat::Parquet, c) => {
                 use parquet::basic::{Compression, GzipLevel};
                 use parquet::file::properties::WriterProperties;
                 let codec = match c {
-                    OutputCompression::None => Compression::UNCOMPRESSED,
-                    OutputCompression::Gzip => Compression::GZIP(GzipLevel::default()),
+                    PartCompression::None => Compression::UNCOMPRESSED,
+                    PartCompression::Gzip => Compression::GZIP(GzipLevel::default()),
                 };
                 let props = WriterProperties::builder()
                     .set_compression(codec)
@@ -583,7 +478,7 @@ impl PartWriter {
         })
     }
 
-    fn finish(self, path: &Path, sync: bool) -> Result<u64, PrepareError> {
+    fn finish(self, path: &Path, sync: bool) -> Result<(PathBuf, u64), PrepareError> {
         let io = |source| PrepareError::Output { path: path.to_path_buf(), source };
         let file = match self {
             PartWriter::Records(enc) => enc.finish().map_err(io)?.into_inner().map_err(|e| io(e.into_error()))?,
@@ -595,12 +490,9 @@ impl PartWriter {
                 w.into_inner().map_err(pq)?
             }
         };
-        if sync {
-            file.commit()?;
-        } else {
-            file.commit_unsynced()?;
-        }
-        Ok(std::fs::metadata(path).map_err(io)?.len())
+        let path = if sync { file.commit()? } else { file.commit_unsynced()? };
+        let bytes = std::fs::metadata(&path).map_err(io)?.len();
+        Ok((path, bytes))
     }
 }
 
@@ -612,6 +504,7 @@ fn global_end(c: &Chunk) -> u64 {
 /// What one part's worker produced.
 struct PartOut {
     info: PartInfo,
+    path: PathBuf,
     rejects: Vec<Reject>,
     rows: u64,
 }
@@ -645,6 +538,7 @@ fn write_part(
         if abandon.load(Ordering::Relaxed) < p {
             return Ok(None); // an earlier part failed: this one will not be used
         }
+        progress.check()?;
         let mut error = None;
         let mut bytes_done = 0u64;
         for_each_line(chunk, inputs[chunk.input].bytes(), |line, global, text| {
@@ -693,7 +587,7 @@ fn write_part(
             }
             true
         });
-        progress.done_bytes.fetch_add(bytes_done, Ordering::Relaxed);
+        progress.add(bytes_done, 0);
         if global_end(chunk) <= hi {
             // This part is the chunk's last reader.
             inputs[chunk.input].release(chunk.start..chunk.end);
@@ -714,15 +608,16 @@ fn write_part(
             return Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error });
         }
     }
-    let bytes = writer.finish(&path, cfg.sync)?;
-    progress.rows.fetch_add(rows, Ordering::Relaxed);
-    Ok(Some(PartOut { info: PartInfo { file: name, rows, bytes }, rejects, rows }))
+    let (path, bytes) = writer.finish(&path, cfg.sync)?;
+    progress.add(0, rows);
+    Ok(Some(PartOut { info: PartInfo { file: name, rows, bytes }, path, rejects, rows }))
 }
 
 /// Writes the parts: each worker thread takes whole parts, so parts are
 /// encoded, compressed and written in parallel.
 fn transform(
     cfg: &PrepareConfig,
+    out: &mut OutputDir,
     inputs: &[Mapped],
     chunks: &[Chunk],
     vocab: &Vocabulary,
@@ -766,10 +661,11 @@ fn transform(
     let mut rows = 0;
     for r in by_part {
         match r {
-            Some(Ok(Some(out))) => {
-                parts.push(out.info);
-                rejects.extend(out.rejects);
-                rows += out.rows;
+            Some(Ok(Some(part))) => {
+                out.committed(part.path);
+                parts.push(part.info);
+                rejects.extend(part.rejects);
+                rows += part.rows;
             }
             Some(Err(e)) => return Err(e),
             Some(Ok(None)) | None => unreachable!("parts are only abandoned after an earlier failure"),
@@ -782,59 +678,64 @@ fn transform(
 ///
 /// # Errors
 /// See [`PrepareError`]. On error no `_SUCCESS` is written and no part file
-/// is left half-written (at worst a hidden `.tmp` file).
+/// is left (see [`OutputDir`]).
 pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, PrepareError> {
     let t0 = Instant::now();
     cfg.validate()?;
     // Refuse early, before any work.
     let build = cfg.mode == Mode::Train && !cfg.load_artifacts;
-    if build && artifacts::exist(&cfg.model_dir) && !cfg.overwrite {
-        return Err(ArtifactError::Exists { dir: cfg.model_dir.clone() }.into());
-    }
+    let model_lock = if build {
+        if same_folder(&cfg.model_dir, &cfg.out_dir) {
+            return Err(PrepareError::Config(format!(
+                "--out and --model are the same folder ({}): the artifacts need a folder of their own",
+                cfg.out_dir.display()
+            )));
+        }
+        let lock = DirLock::acquire(&cfg.model_dir).map_err(ArtifactError::from)?;
+        if artifacts::exist(&cfg.model_dir) && !cfg.overwrite {
+            return Err(ArtifactError::Exists { dir: cfg.model_dir.clone() }.into());
+        }
+        Some(lock)
+    } else {
+        None
+    };
     let loaded = if build { None } else { Some(artifacts::load(&cfg.model_dir)?) };
-    prepare_out_dir(cfg)?;
-    progress.start(0, 0);
+    let mut out = OutputDir::open(&cfg.out_dir, cfg.overwrite, owned).map_err(|e| match e {
+        sparky_io::Error::OutputExists { path } => PrepareError::OutputExists(path),
+        other => other.into(),
+    })?;
+    progress.start(phase::READING, Unit::Bytes, 0);
     let inputs = input::map_all(&cfg.inputs, &cfg.out_dir)?;
     let chunks = input::chunks(&inputs, cfg.chunk_bytes);
     let input_bytes: u64 = inputs.iter().map(|m| m.bytes().len() as u64).sum();
     let total_lines: u64 = chunks.iter().map(|c| c.lines).sum();
 
     let mut count_seconds = 0.0;
-    let (vocab, manifest_crc) = match loaded {
-        Some(a) => (a.vocabulary, a.manifest_crc32c),
-        None => {
+    let (vocab, manifest_crc) = match (loaded, &model_lock) {
+        (Some(a), _) => (a.vocabulary, a.manifest_crc32c),
+        (None, Some(lock)) => {
             let t = Instant::now();
-            progress.start(1, input_bytes);
+            progress.start(phase::COUNTING, Unit::Bytes, input_bytes);
             let counts = count(cfg, &inputs, &chunks, progress)?;
             let vocab = Vocabulary::from_counts(&counts, cfg.min_count);
             // Lines rejected = lines - rows counted.
             let rejected = total_lines - counts.rows;
-            artifacts::write(&cfg.model_dir, &vocab, counts.rows, rejected, cfg.min_count, cfg.overwrite)?;
+            let written = artifacts::write(lock, &vocab, counts.rows, rejected, cfg.min_count, cfg.overwrite)?;
             count_seconds = t.elapsed().as_secs_f64();
-            let crc = crc32c::crc32c(
-                &std::fs::read(cfg.model_dir.join(artifacts::MANIFEST_FILE))
-                    .map_err(|source| PrepareError::Output { path: cfg.model_dir.clone(), source })?,
-            );
-            (vocab, crc)
+            (vocab, written.manifest_crc32c)
         }
+        (None, None) => unreachable!("train mode holds the model folder's lock"),
     };
 
     let t = Instant::now();
-    progress.start(2, input_bytes);
-    let (parts, rejects, rows) = match transform(cfg, &inputs, &chunks, &vocab, total_lines, progress) {
-        Ok(x) => x,
-        Err(e) => {
-            // Leave no parts of a failed run: without --overwrite the folder
-            // was empty, with it the user gave its contents up.
-            remove_parts(&cfg.out_dir);
-            return Err(e);
-        }
-    };
+    progress.start(phase::WRITING, Unit::Bytes, input_bytes);
+    let (parts, rejects, rows) = transform(cfg, &mut out, &inputs, &chunks, &vocab, total_lines, progress)?;
     drop(inputs);
     let write_seconds = t.elapsed().as_secs_f64();
 
-    finish_out_dir(cfg, &parts, &rejects, rows, total_lines, manifest_crc)?;
-    progress.start(3, 0);
+    finish_out_dir(cfg, out, &parts, &rejects, rows, total_lines, manifest_crc)?;
+    drop(model_lock);
+    progress.start(phase::DONE, Unit::Bytes, 0);
 
     let mut rejected = BTreeMap::new();
     for r in &rejects {
@@ -854,6 +755,14 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     })
 }
 
+/// True when two paths name the same folder (both existing), or are equal.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// The count stage of a sharded run: counts the categorical values of the
 /// inputs (train mode lines) and writes them to `counts_file` (see
 /// [`artifacts::write_partial_counts`]). Returns (rows counted, lines rejected).
@@ -870,65 +779,39 @@ pub fn count_stage(cfg: &PrepareConfig, counts_file: &Path, progress: &Progress)
     let inputs = input::map_all(&cfg.inputs, &spool)?;
     let chunks = input::chunks(&inputs, cfg.chunk_bytes);
     let lines: u64 = chunks.iter().map(|c| c.lines).sum();
-    progress.start(1, inputs.iter().map(|m| m.bytes().len() as u64).sum());
+    progress.start(phase::COUNTING, Unit::Bytes, inputs.iter().map(|m| m.bytes().len() as u64).sum());
     let counts = count(cfg, &inputs, &chunks, progress)?;
     let rejected = lines - counts.rows;
     artifacts::write_partial_counts(counts_file, &counts, rejected)?;
-    progress.start(3, 0);
+    progress.start(phase::DONE, Unit::Bytes, 0);
     Ok((counts.rows, rejected))
 }
 
-/// Removes every `part-*` file of a folder (best effort: used on failure).
-fn remove_parts(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.filter_map(Result::ok) {
-            if e.file_name().to_string_lossy().starts_with("part-") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
-/// Removes stale parts, writes `_rejects`, `_prepare.json`, then `_SUCCESS`.
+/// Writes `_rejects` (with `--bad-lines skip`) and `_prepare.json`, then
+/// commits the folder: stale parts of an earlier run go, `_SUCCESS` comes last.
 fn finish_out_dir(
     cfg: &PrepareConfig,
+    mut out: OutputDir,
     parts: &[PartInfo],
     rejects: &[Reject],
     rows: u64,
     lines: u64,
     manifest_crc32c: u32,
 ) -> Result<(), PrepareError> {
-    let out = &cfg.out_dir;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PrepareError::Output { path, source }
-    };
-    // Parts of an earlier run that this run did not rewrite.
-    let keep: std::collections::HashSet<&str> = parts.iter().map(|p| p.file.as_str()).collect();
-    for entry in std::fs::read_dir(out).map_err(io(out))? {
-        let entry = entry.map_err(io(out))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("part-") && !keep.contains(name.as_str()) {
-            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
-        }
-    }
-    let rejects_path = out.join(REJECTS_FILE);
     if cfg.bad_lines == BadLines::Skip {
         let mut text = b"input\tline\treason\n".to_vec();
         let names: Vec<String> = cfg.inputs.iter().map(Source::display_name).collect();
         for r in rejects {
             text.extend_from_slice(format!("{}\t{}\t{}\n", names[r.input], r.line, r.error).as_bytes());
         }
-        sparky_tfrecord::write_atomic(&rejects_path, &text)?;
-    } else if rejects_path.exists() {
-        std::fs::remove_file(&rejects_path).map_err(io(&rejects_path))?;
+        out.write(REJECTS_FILE, &text)?;
     }
     let model_dir = std::fs::canonicalize(&cfg.model_dir).unwrap_or_else(|_| cfg.model_dir.clone());
     let manifest = PreparedManifest {
         format: PREPARED_FORMAT.into(),
-        format_version: 1,
+        format_version: PREPARED_VERSION,
         created_by: format!("sparky-criteo {}", env!("CARGO_PKG_VERSION")),
-        mode: cfg.mode.to_string(),
+        mode: cfg.mode,
         artifacts: ArtifactRef { dir: model_dir, manifest_crc32c },
         inputs: cfg.inputs.iter().map(Source::display_name).collect(),
         lines,
@@ -939,21 +822,9 @@ fn finish_out_dir(
         compression: cfg.compression,
         parts: parts.to_vec(),
     };
-    let mut json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
-    json.push(b'\n');
-    sparky_tfrecord::write_atomic(out.join(PREPARED_FILE), &json)?;
-    sparky_tfrecord::write_atomic(out.join(SUCCESS_FILE), b"")?;
+    out.write(PREPARED_FILE, &manifest.to_json())?;
+    out.commit()?;
     Ok(())
-}
-
-/// Reads `_prepare.json` of a prepared folder.
-///
-/// # Errors
-/// A missing or malformed file.
-pub fn read_prepared(dir: &Path) -> Result<PreparedManifest, PrepareError> {
-    let path = dir.join(PREPARED_FILE);
-    let text = std::fs::read(&path).map_err(|source| PrepareError::Output { path: path.clone(), source })?;
-    serde_json::from_slice(&text).map_err(|e| PrepareError::Config(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use rayon::slice::ParallelSliceMut;
 
 use crate::parse::{Cat, Row, hex8, parse_hex8};
-use crate::schema::{NUM_CAT, OOV_ID};
+use sparky_prepared::schema::{NUM_CAT, OOV_ID};
 
 #[inline]
 fn slot_of(key: u32, mask: usize) -> usize {
@@ -403,10 +403,10 @@ impl Vocabulary {
         }
     }
 
-    /// Vocabulary size per column.
+    /// Vocabulary size per column, C1..C26.
     #[must_use]
-    pub fn sizes(&self) -> Vec<usize> {
-        self.columns.iter().map(ColumnVocab::len).collect()
+    pub fn sizes(&self) -> [u64; NUM_CAT] {
+        std::array::from_fn(|c| self.columns[c].len() as u64)
     }
 }
 

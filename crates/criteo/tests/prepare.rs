@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use sparky_criteo::artifacts;
 use sparky_criteo::input::Source;
 use sparky_criteo::parse::{Cat, parse_line};
-use sparky_criteo::prepare::{self, BadLines, OutputCompression, OutputFormat, PrepareConfig, PrepareError, Progress};
-use sparky_criteo::schema::{MISSING_INT, Mode, OOV_ID};
+use sparky_criteo::prepare::{self, BadLines, PartCompression, PartFormat, PrepareConfig, PrepareError, Progress};
 use sparky_datagen::{Generator, GeneratorConfig};
+use sparky_prepared::schema::{MISSING_INT, Mode, OOV_ID};
 use sparky_tfrecord::example::Int64SchemaDecoder;
 use sparky_tfrecord::{Compression, RecordReader};
 
@@ -76,7 +76,7 @@ fn outputs_are_identical_whatever_the_thread_count() {
     generate(&input, 0, 6000, true);
     let mut reference: Option<(Files, Files)> = None;
     for threads in [1, 2, 3] {
-        for compression in [OutputCompression::None, OutputCompression::Gzip] {
+        for compression in [PartCompression::None, PartCompression::Gzip] {
             let out = dir.path().join(format!("out-{threads}-{compression:?}"));
             let model = dir.path().join(format!("model-{threads}-{compression:?}"));
             let mut c = config(&input, out.clone(), Mode::Train, model.clone());
@@ -85,7 +85,7 @@ fn outputs_are_identical_whatever_the_thread_count() {
             run(&c).unwrap();
             let parts: Vec<_> = file_bytes(&out).into_iter().filter(|(n, _)| n.starts_with("part-")).collect();
             assert_eq!(parts.len(), 4);
-            if compression == OutputCompression::None {
+            if compression == PartCompression::None {
                 let arts = file_bytes(&model);
                 match &reference {
                     None => reference = Some((parts, arts)),
@@ -252,7 +252,7 @@ fn gzip_inputs_and_parquet_outputs() {
     assert!(std::fs::read_dir(&b).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".spool")));
 
     let mut c = config(&plain, dir.path().join("pq"), Mode::Evaluate, dir.path().join("ma"));
-    c.format = OutputFormat::Parquet;
+    c.format = PartFormat::Parquet;
     run(&c).unwrap();
     let want = read_rows(&a, Mode::Train);
     let mut got: Vec<[i64; 40]> = Vec::new();

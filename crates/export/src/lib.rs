@@ -11,7 +11,9 @@
 //!   `manifest.json` (format version, feature spec,
 //!   training flags, metrics at export, and the size and CRC32C of every
 //!   file). An export is written in a hidden folder and renamed into place
-//!   when complete; loading checks every checksum.
+//!   when complete; loading checks every checksum. Building the vocabulary
+//!   from the copied artifacts (for raw rows) is `sparky-predict`'s business:
+//!   an export only vouches for their files.
 //!
 //! ```
 //! use sparky_export::envelope;
@@ -30,8 +32,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sparky_criteo::artifacts::{self, ArtifactError, Artifacts};
-use sparky_linear::{LinearModel, Metrics};
+use sparky_io::DirLock;
+use sparky_linear::{LinearModel, Metrics, ModelError};
+use sparky_prepared::artifacts::{self, ArtifactError, CheckedArtifacts};
+use sparky_prepared::schema::{CAT_FEATURES, INT_FEATURES, LABEL_FEATURE, MISSING_INT, NUM_CAT, NUM_INT};
 
 /// Errors reading or writing model files.
 #[derive(Debug, thiserror::Error)]
@@ -46,12 +50,30 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
-    /// An atomic write failed.
+    /// Writing, locking or committing failed.
     #[error(transparent)]
-    Write(#[from] sparky_tfrecord::Error),
-    /// Not a sparky model file, or damaged.
-    #[error("{}: {what}", path.display())]
-    Invalid {
+    Write(#[from] sparky_io::Error),
+    /// Not a sparky model file.
+    #[error("{}: not a sparky model file ({what})", path.display())]
+    NotAModelFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        what: String,
+    },
+    /// A model file of another payload type.
+    #[error("{}: holds a {found}, expected a {expected}", path.display())]
+    WrongPayload {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A model file whose payload fails its checksum or does not decode.
+    #[error("{}: damaged: {what}", path.display())]
+    Damaged {
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -62,12 +84,58 @@ pub enum ExportError {
     Version {
         /// The file.
         path: PathBuf,
-        /// Its version.
-        found: u32,
+        /// Its version, as written.
+        found: String,
         /// The version this build reads.
         supported: u32,
     },
-    /// The preprocessing artifacts inside an export.
+    /// A model or checkpoint that decodes but is inconsistent.
+    #[error("{}: {source}", path.display())]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// What is inconsistent.
+        #[source]
+        source: ModelError,
+    },
+    /// Not an export manifest, or a malformed one.
+    #[error("{}: not a {EXPORT_FORMAT} manifest ({what})", path.display())]
+    NotAnExport {
+        /// The manifest.
+        path: PathBuf,
+        /// Why not.
+        what: String,
+    },
+    /// A file the manifest lists is missing.
+    #[error("{}: missing from the export", .0.display())]
+    MissingFile(PathBuf),
+    /// A file differs from the manifest's record.
+    #[error("{}: altered or damaged: {found_bytes} bytes, CRC32C {found_crc:#010x}; the manifest recorded {bytes} bytes, {crc:#010x}", path.display())]
+    Altered {
+        /// The file.
+        path: PathBuf,
+        /// Recorded size.
+        bytes: u64,
+        /// Recorded CRC32C.
+        crc: u32,
+        /// Size found.
+        found_bytes: u64,
+        /// CRC32C found.
+        found_crc: u32,
+    },
+    /// The model's vocabulary sizes differ from its artifacts'.
+    #[error("{}: the model's vocabulary sizes differ from its artifacts'", .0.display())]
+    VocabularyMismatch(PathBuf),
+    /// The SavedModel could not be built.
+    #[error("{}: {source}", path.display())]
+    SavedModel {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: sparky_savedmodel::SavedModelError,
+    },
+    /// The preprocessing artifacts inside an export, or to be copied into one.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
     /// No export where one was expected.
@@ -109,37 +177,50 @@ pub mod envelope {
     }
 
     /// Writes `msg` framed to `path`, atomically.
+    ///
+    /// # Errors
+    /// The file cannot be written.
     pub fn write<M: Message>(path: &Path, payload_type: &str, msg: &M) -> Result<(), ExportError> {
-        sparky_tfrecord::write_atomic(path, &encode(payload_type, msg))?;
+        sparky_io::write_atomic(path, &encode(payload_type, msg))?;
         Ok(())
     }
 
     /// Checks and decodes framed bytes; `path` names them in errors.
-    pub fn decode<M: Message + Default>(path: &Path, bytes: &[u8], payload_type: &str) -> Result<M, ExportError> {
-        let invalid = |what: String| ExportError::Invalid { path: path.to_path_buf(), what };
-        let env = Envelope::decode(bytes).map_err(|e| invalid(format!("not a sparky model file ({e})")))?;
+    ///
+    /// # Errors
+    /// Not an envelope, another version or payload type, a checksum
+    /// mismatch, or a payload that does not decode.
+    pub fn decode<M: Message + Default>(
+        path: &Path,
+        bytes: &[u8],
+        payload_type: &'static str,
+    ) -> Result<M, ExportError> {
+        let p = || path.to_path_buf();
+        let env = Envelope::decode(bytes).map_err(|e| ExportError::NotAModelFile { path: p(), what: e.to_string() })?;
         if env.magic != MAGIC {
-            return Err(invalid("not a sparky model file (no sparky magic)".into()));
+            return Err(ExportError::NotAModelFile { path: p(), what: "no sparky magic".into() });
         }
         if env.format_version != VERSION {
-            return Err(ExportError::Version {
-                path: path.to_path_buf(),
-                found: env.format_version,
-                supported: VERSION,
-            });
+            return Err(ExportError::Version { path: p(), found: env.format_version.to_string(), supported: VERSION });
         }
         if env.payload_type != payload_type {
-            return Err(invalid(format!("holds a {}, expected a {payload_type}", env.payload_type)));
+            return Err(ExportError::WrongPayload { path: p(), found: env.payload_type, expected: payload_type });
         }
         let crc = crc32c::crc32c(&env.payload);
         if crc != env.payload_crc32c {
-            return Err(invalid(format!("damaged: payload CRC32C {crc:#010x}, recorded {:#010x}", env.payload_crc32c)));
+            return Err(ExportError::Damaged {
+                path: p(),
+                what: format!("payload CRC32C {crc:#010x}, recorded {:#010x}", env.payload_crc32c),
+            });
         }
-        M::decode(env.payload.as_slice()).map_err(|e| invalid(format!("damaged payload ({e})")))
+        M::decode(env.payload.as_slice()).map_err(|e| ExportError::Damaged { path: p(), what: e.to_string() })
     }
 
     /// Reads and checks a framed file.
-    pub fn read<M: Message + Default>(path: &Path, payload_type: &str) -> Result<M, ExportError> {
+    ///
+    /// # Errors
+    /// As [`decode`], and I/O errors.
+    pub fn read<M: Message + Default>(path: &Path, payload_type: &'static str) -> Result<M, ExportError> {
         let bytes = std::fs::read(path).map_err(io_err(path))?;
         decode(path, &bytes, payload_type)
     }
@@ -159,6 +240,10 @@ pub const MODEL_FILE: &str = "model.pb";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The artifacts folder in an export.
 pub const ARTIFACTS_DIR: &str = "artifacts";
+/// Where exports go in a job folder, as in the guide: `export/Servo/<seconds>/`.
+pub const EXPORT_BASE: &str = "export/Servo";
+/// The TensorFlow SavedModel in an export.
+pub const SAVED_MODEL_FILE: &str = "saved_model.pb";
 
 /// A file an export manifest vouches for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +254,12 @@ pub struct FileEntry {
     pub bytes: u64,
     /// CRC32C.
     pub crc32c: u32,
+}
+
+impl FileEntry {
+    fn of(rel: &str, bytes: &[u8]) -> Self {
+        Self { file: rel.to_string(), bytes: bytes.len() as u64, crc32c: crc32c::crc32c(bytes) }
+    }
 }
 
 /// What the model reads, in words: for people and other tools.
@@ -215,7 +306,7 @@ pub struct ExportManifest {
     pub files: Vec<FileEntry>,
 }
 
-/// A loaded export: the model, its artifacts, its manifest.
+/// A loaded export: the model, its artifacts' manifest, its manifest.
 #[derive(Debug, Clone)]
 pub struct ExportDir {
     /// The export folder.
@@ -224,10 +315,9 @@ pub struct ExportDir {
     pub manifest: ExportManifest,
     /// The model.
     pub model: LinearModel,
-    /// The manifest of the preprocessing artifacts the model was trained
-    /// with (vocabulary sizes, policies); [`ExportDir::artifacts`] loads the
-    /// vocabulary.
-    pub artifacts_manifest: artifacts::Manifest,
+    /// The preprocessing artifacts the model was trained with, checked (their
+    /// files' checksums are in the export's manifest).
+    pub artifacts: CheckedArtifacts,
 }
 
 /// The feature spec of a model.
@@ -235,10 +325,10 @@ pub struct ExportDir {
 pub fn feature_spec(model: &LinearModel) -> FeatureSpec {
     let layout = &model.layout;
     FeatureSpec {
-        label: "clicked".into(),
-        integer_features: (1..=13).map(|i| format!("integer-feature-{i}")).collect(),
+        label: LABEL_FEATURE.into(),
+        integer_features: INT_FEATURES.iter().map(|s| (*s).to_string()).collect(),
         integer_transform: layout.int_transform(),
-        categorical_features: (1..=26).map(|i| format!("categorical-feature-{i}")).collect(),
+        categorical_features: CAT_FEATURES.iter().map(|s| (*s).to_string()).collect(),
         categorical_encoding: layout.cat_encoding(),
         vocabulary_sizes: layout.vocab_sizes().to_vec(),
         weights: model.weights.len() as u64,
@@ -246,18 +336,11 @@ pub fn feature_spec(model: &LinearModel) -> FeatureSpec {
     }
 }
 
-fn file_entry(dir: &Path, rel: &str) -> Result<FileEntry, ExportError> {
-    let path = dir.join(rel);
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-    Ok(FileEntry { file: rel.to_string(), bytes: bytes.len() as u64, crc32c: crc32c::crc32c(&bytes) })
-}
-
-/// The TensorFlow view of a model, for the SavedModel in every export:
-/// the same features, weights and float32 arithmetic (see
-/// [`sparky_savedmodel`]).
+/// The model as the SavedModel writer sees it: per feature its name and
+/// weights, in the order [`LinearModel::logit`] sums them.
 #[must_use]
 pub fn scoring_model(model: &LinearModel) -> sparky_savedmodel::ScoringModel<'_> {
-    use sparky_linear::layout::{MISSING_INT, NUM_CAT, NUM_INT, bucket_boundaries};
+    use sparky_linear::layout::bucket_boundaries;
     use sparky_savedmodel::{CatInput, IntInput};
     let layout = &model.layout;
     let w = &model.weights;
@@ -272,7 +355,7 @@ pub fn scoring_model(model: &LinearModel) -> sparky_savedmodel::ScoringModel<'_>
                     IntInput::Log1p { missing_value: MISSING_INT, missing_weight: w[r.start], weight: w[r.start + 1] }
                 }
             };
-            (format!("integer-feature-{}", i + 1), input)
+            (INT_FEATURES[i].to_string(), input)
         })
         .collect();
     let cat_features = (0..NUM_CAT)
@@ -282,53 +365,67 @@ pub fn scoring_model(model: &LinearModel) -> sparky_savedmodel::ScoringModel<'_>
                 sparky_linear::CatEncoding::OneHot => CatInput::OneHot { weights: &w[r] },
                 sparky_linear::CatEncoding::RankAsNumber => CatInput::RankAsNumber { weight: w[r.start] },
             };
-            (format!("categorical-feature-{}", c + 1), input)
+            (CAT_FEATURES[c].to_string(), input)
         })
         .collect();
     sparky_savedmodel::ScoringModel { bias: w[0], int_features, cat_features }
 }
 
-/// The SavedModel file in an export.
-pub const SAVED_MODEL_FILE: &str = "saved_model.pb";
-
-/// Writes an export of `model` under `base` (`JOB_DIR/export/Servo`), named by
-/// the current time in seconds (or the next free second). Returns its folder.
+/// Writes an export of `model` into `JOB_DIR/export/Servo/<seconds>/` of the
+/// locked job folder `job`: the artifacts `artifacts` (their bytes checked
+/// against their manifest as they are copied), the model, the SavedModel and
+/// the manifest, in a hidden folder renamed into place when complete.
+/// Hidden folders that killed runs left there are removed first. Returns the
+/// export folder.
+///
+/// # Errors
+/// I/O errors; artifacts whose files changed since they were checked.
 pub fn write_export(
-    base: &Path,
+    job: &DirLock,
     model: &LinearModel,
-    artifacts_dir: &Path,
+    artifacts: &CheckedArtifacts,
     global_step: u64,
     flags: BTreeMap<String, serde_json::Value>,
     metrics: Option<Metrics>,
 ) -> Result<PathBuf, ExportError> {
-    std::fs::create_dir_all(base).map_err(io_err(base))?;
+    let base = job.path().join(EXPORT_BASE);
+    std::fs::create_dir_all(&base).map_err(io_err(&base))?;
+    job.remove_stale_temps_in(&base)?;
     let mut secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     while base.join(secs.to_string()).exists() {
         secs += 1;
     }
     let tmp = base.join(format!(".{secs}.{}.tmp", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
+    let dest = base.join(secs.to_string());
     let result = (|| {
-        std::fs::create_dir_all(tmp.join(ARTIFACTS_DIR)).map_err(io_err(&tmp))?;
-        // Copy the artifacts, checked first.
-        artifacts::verify(artifacts_dir)?;
-        for f in [artifacts::COUNTS_FILE, artifacts::MANIFEST_FILE] {
-            let from = artifacts_dir.join(f);
-            let bytes = std::fs::read(&from).map_err(io_err(&from))?;
-            sparky_tfrecord::write_atomic(tmp.join(ARTIFACTS_DIR).join(f), &bytes)?;
+        std::fs::create_dir_all(tmp.join(ARTIFACTS_DIR)).map_err(io_err(&dest))?;
+        let mut files = Vec::new();
+        // The artifacts, whose bytes must be those their manifest vouches for.
+        let csv_path = artifacts.dir.join(artifacts::COUNTS_FILE);
+        let csv = std::fs::read(&csv_path).map_err(io_err(&csv_path))?;
+        artifacts::check_csv(&csv_path, &artifacts.manifest, csv.len() as u64, crc32c::crc32c(&csv))?;
+        let manifest_path = artifacts.dir.join(artifacts::MANIFEST_FILE);
+        let json = std::fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
+        if crc32c::crc32c(&json) != artifacts.manifest_crc32c {
+            return Err(ArtifactError::Inconsistent {
+                path: manifest_path,
+                what: "changed since it was checked at the start of the run".into(),
+            }
+            .into());
         }
-        envelope::write(&tmp.join(MODEL_FILE), MODEL_TYPE, &model.to_proto())?;
-        let mut rels = vec![
-            MODEL_FILE.to_string(),
-            format!("{ARTIFACTS_DIR}/{}", artifacts::COUNTS_FILE),
-            format!("{ARTIFACTS_DIR}/{}", artifacts::MANIFEST_FILE),
-        ];
+        for (name, bytes) in [(artifacts::COUNTS_FILE, &csv), (artifacts::MANIFEST_FILE, &json)] {
+            let rel = format!("{ARTIFACTS_DIR}/{name}");
+            sparky_io::write_atomic(tmp.join(&rel), bytes).map_err(|e| rename_err(e, &tmp, &dest))?;
+            files.push(FileEntry::of(&rel, bytes));
+        }
+        let model_bytes = envelope::encode(MODEL_TYPE, &model.to_proto());
+        sparky_io::write_atomic(tmp.join(MODEL_FILE), &model_bytes).map_err(|e| rename_err(e, &tmp, &dest))?;
+        files.insert(0, FileEntry::of(MODEL_FILE, &model_bytes));
         sparky_savedmodel::write_saved_model(&tmp, &scoring_model(model))
-            .map_err(|e| ExportError::Invalid { path: tmp.join(SAVED_MODEL_FILE), what: e.to_string() })?;
-        rels.push(SAVED_MODEL_FILE.to_string());
-        let files = rels.iter().map(|r| file_entry(&tmp, r)).collect::<Result<Vec<_>, _>>()?;
+            .map_err(|source| ExportError::SavedModel { path: dest.join(SAVED_MODEL_FILE), source })?;
+        let sm_path = tmp.join(SAVED_MODEL_FILE);
+        let sm = std::fs::read(&sm_path).map_err(io_err(&dest.join(SAVED_MODEL_FILE)))?;
+        files.push(FileEntry::of(SAVED_MODEL_FILE, &sm));
         let manifest = ExportManifest {
             format: EXPORT_FORMAT.into(),
             format_version: EXPORT_VERSION,
@@ -340,12 +437,12 @@ pub fn write_export(
             metrics,
             files,
         };
-        let mut json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+        let mut json = serde_json::to_vec_pretty(&manifest).unwrap_or_else(|_| unreachable!("plain data serialises"));
         json.push(b'\n');
-        sparky_tfrecord::write_atomic(tmp.join(MANIFEST_FILE), &json)?;
-        let dest = base.join(secs.to_string());
+        sparky_io::write_atomic(tmp.join(MANIFEST_FILE), &json).map_err(|e| rename_err(e, &tmp, &dest))?;
         std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        Ok(dest)
+        sparky_io::sync_dir(&base)?;
+        Ok(dest.clone())
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -353,22 +450,47 @@ pub fn write_export(
     result
 }
 
-/// The newest export folder under `job_dir/export/Servo`, if any.
+/// Names the export's final folder in an error about its hidden one.
+fn rename_err(e: sparky_io::Error, tmp: &Path, dest: &Path) -> ExportError {
+    let path = e.path();
+    let named = path.strip_prefix(tmp).map_or_else(|_| path.to_path_buf(), |rel| dest.join(rel));
+    match e {
+        sparky_io::Error::Io { source, .. } => ExportError::Io { path: named, source },
+        other => other.into(),
+    }
+}
+
+/// The newest complete export of a job folder (`export/Servo/<seconds>/` with
+/// a manifest), if any.
 #[must_use]
 pub fn newest_export(job_dir: &Path) -> Option<PathBuf> {
-    let servo = job_dir.join("export").join("Servo");
-    std::fs::read_dir(&servo)
-        .ok()?
+    exports(job_dir).pop().map(|(_, p)| p)
+}
+
+/// The complete-looking exports of a job folder or an export base folder,
+/// oldest first: `(version, folder)` for every numeric folder holding a
+/// manifest (hidden, temporary folders are not listed).
+#[must_use]
+pub fn exports(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let servo = dir.join(EXPORT_BASE);
+    let base = if servo.is_dir() { servo } else { dir.to_path_buf() };
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(&base)
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()).map(|n| (n, e.path())))
         .filter(|(_, p)| p.join(MANIFEST_FILE).is_file())
-        .max_by_key(|(n, _)| *n)
-        .map(|(_, p)| p)
+        .collect();
+    v.sort();
+    v
 }
 
 impl ExportDir {
-    /// Loads an export: `path` is an export folder, or a job folder whose
-    /// newest export is taken. Every checksum is verified.
+    /// Loads an export folder, or the newest export of a job folder, and
+    /// checks every file against the manifest.
+    ///
+    /// # Errors
+    /// No export, a damaged or altered file, another version.
     pub fn load(path: &Path) -> Result<Self, ExportError> {
         let dir = if path.join(MANIFEST_FILE).is_file() {
             path.to_path_buf()
@@ -377,70 +499,60 @@ impl ExportDir {
         };
         let mpath = dir.join(MANIFEST_FILE);
         let text = std::fs::read(&mpath).map_err(io_err(&mpath))?;
-        let invalid = |what: String| ExportError::Invalid { path: mpath.clone(), what };
-        let head: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| invalid(format!("not an export manifest ({e})")))?;
-        if head.get("format").and_then(serde_json::Value::as_str) != Some(EXPORT_FORMAT) {
-            return Err(invalid(format!("not a {EXPORT_FORMAT} manifest")));
+        let not_export = |what: String| ExportError::NotAnExport { path: mpath.clone(), what };
+        let head: serde_json::Value = serde_json::from_slice(&text).map_err(|e| not_export(e.to_string()))?;
+        let format = head.get("format").and_then(serde_json::Value::as_str).unwrap_or_default();
+        if format != EXPORT_FORMAT {
+            return Err(not_export(format!("its format is {format:?}")));
         }
-        let version = head.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        if version != u64::from(EXPORT_VERSION) {
+        let version = head.get("format_version");
+        if version.and_then(serde_json::Value::as_u64) != Some(u64::from(EXPORT_VERSION)) {
             return Err(ExportError::Version {
                 path: mpath.clone(),
-                found: version.min(u64::from(u32::MAX)) as u32,
+                found: version.map_or_else(|| "(absent)".into(), ToString::to_string),
                 supported: EXPORT_VERSION,
             });
         }
-        let manifest: ExportManifest =
-            serde_json::from_value(head).map_err(|e| invalid(format!("malformed export manifest ({e})")))?;
+        let manifest: ExportManifest = serde_json::from_value(head).map_err(|e| not_export(e.to_string()))?;
         for entry in &manifest.files {
-            let found = file_entry(&dir, &entry.file).map_err(|e| match e {
-                ExportError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
-                    ExportError::Invalid { path, what: "missing from the export".into() }
-                }
-                other => other,
+            let path = dir.join(&entry.file);
+            let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => ExportError::MissingFile(path.clone()),
+                _ => ExportError::Io { path: path.clone(), source },
             })?;
+            let found = FileEntry::of(&entry.file, &bytes);
             if found != *entry {
-                return Err(ExportError::Invalid {
-                    path: dir.join(&entry.file),
-                    what: format!(
-                        "altered or damaged: {} bytes, CRC32C {:#010x}; the manifest recorded {} bytes, {:#010x}",
-                        found.bytes, found.crc32c, entry.bytes, entry.crc32c
-                    ),
+                return Err(ExportError::Altered {
+                    path,
+                    bytes: entry.bytes,
+                    crc: entry.crc32c,
+                    found_bytes: found.bytes,
+                    found_crc: found.crc32c,
                 });
             }
         }
-        let proto = envelope::read(&dir.join(MODEL_FILE), MODEL_TYPE)?;
-        let model =
-            LinearModel::from_proto(proto).map_err(|what| ExportError::Invalid { path: dir.join(MODEL_FILE), what })?;
+        let model_path = dir.join(MODEL_FILE);
+        let proto = envelope::read(&model_path, MODEL_TYPE)?;
+        let model = LinearModel::from_proto(proto).map_err(|source| ExportError::Model { path: model_path, source })?;
         // The files' checksums were checked above; the vocabulary itself is
-        // built only on demand (`artifacts`): scoring prepared rows needs none.
-        let (artifacts_manifest, _) = artifacts::read_manifest(&dir.join(ARTIFACTS_DIR))?;
-        if artifacts_manifest.sizes_in_order().ok().as_deref() != Some(model.layout.vocab_sizes()) {
-            return Err(ExportError::Invalid {
-                path: dir.clone(),
-                what: "the model's vocabulary sizes differ from its artifacts'".into(),
-            });
+        // built only on demand (`sparky-predict`): prepared rows need none.
+        let artifacts = artifacts::read_manifest(&dir.join(ARTIFACTS_DIR))?;
+        if artifacts.sizes()[..] != *model.layout.vocab_sizes() {
+            return Err(ExportError::VocabularyMismatch(dir));
         }
-        Ok(Self { dir, manifest, model, artifacts_manifest })
+        Ok(Self { dir, manifest, model, artifacts })
     }
 
-    /// Loads the preprocessing artifacts of this export, vocabulary included
-    /// (what scoring raw TSV lines needs; it takes a while for large
-    /// vocabularies).
-    ///
-    /// # Errors
-    /// The artifacts were altered since the export was loaded, or cannot be
-    /// read.
-    pub fn artifacts(&self) -> Result<Artifacts, ExportError> {
-        let a = artifacts::load(&self.dir.join(ARTIFACTS_DIR))?;
-        if a.manifest != self.artifacts_manifest {
-            return Err(ExportError::Invalid {
-                path: self.dir.join(ARTIFACTS_DIR),
-                what: "the artifacts changed after the export was loaded".into(),
-            });
-        }
-        Ok(a)
+    /// The folder of the artifacts copied into the export.
+    #[must_use]
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.dir.join(ARTIFACTS_DIR)
+    }
+
+    /// The version: the export folder's name, seconds since the epoch.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.manifest.exported_at
     }
 }
 
@@ -448,51 +560,80 @@ impl ExportDir {
 mod tests {
     use super::*;
     use sparky_criteo::parse::parse_line;
-    use sparky_criteo::schema::Mode;
     use sparky_criteo::vocab::{Counts, Vocabulary};
     use sparky_linear::{CatEncoding, IntTransform, Layout};
+    use sparky_prepared::schema::Mode;
 
-    fn setup() -> (tempfile::TempDir, PathBuf, LinearModel) {
+    struct Setup {
+        dir: tempfile::TempDir,
+        art: CheckedArtifacts,
+        model: LinearModel,
+    }
+
+    fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let art = dir.path().join("model");
         let mut counts = Counts::default();
         for l in ["0\t1\t\t\t\t\t\t\t\t\t\t\t\t\taaaaaaaa", "1\t2\t\t\t\t\t\t\t\t\t\t\t\t\tbbbbbbbb"] {
             counts.add_row(&parse_line(l.as_bytes(), Mode::Train).unwrap());
         }
         let vocab = Vocabulary::from_counts(&counts, 1);
-        artifacts::write(&art, &vocab, 2, 0, 1, false).unwrap();
-        let sizes: Vec<u64> = vocab.sizes().iter().map(|&s| s as u64).collect();
-        let mut model = LinearModel::zeros(Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes));
+        let lock = DirLock::acquire(&dir.path().join("model")).unwrap();
+        let art = sparky_criteo::artifacts::write(&lock, &vocab, 2, 0, 1, false).unwrap();
+        let mut model =
+            LinearModel::zeros(Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &art.sizes()).unwrap());
         model.weights[0] = -1.25;
         model.weights[5] = 0.5;
-        (dir, art, model)
+        Setup { dir, art, model }
+    }
+
+    fn job(s: &Setup) -> DirLock {
+        DirLock::acquire(&s.dir.path().join("job")).unwrap()
     }
 
     #[test]
     fn export_round_trip_and_newest() {
-        let (dir, art, model) = setup();
-        let base = dir.path().join("job/export/Servo");
-        let a = write_export(&base, &model, &art, 7, BTreeMap::new(), None).unwrap();
-        let b = write_export(&base, &model, &art, 9, BTreeMap::new(), None).unwrap();
+        let s = setup();
+        let job = job(&s);
+        let a = write_export(&job, &s.model, &s.art, 7, BTreeMap::new(), None).unwrap();
+        // A killed run's hidden folder is cleaned by the next export.
+        let base = job.path().join(EXPORT_BASE);
+        std::fs::create_dir(base.join(".123.45.tmp")).unwrap();
+        let b = write_export(&job, &s.model, &s.art, 9, BTreeMap::new(), None).unwrap();
         assert_ne!(a, b);
-        let loaded = ExportDir::load(&dir.path().join("job")).unwrap();
+        let loaded = ExportDir::load(job.path()).unwrap();
         assert_eq!(loaded.dir, b);
         assert_eq!(loaded.manifest.global_step, 9);
-        assert_eq!(loaded.model, model);
+        assert_eq!(loaded.model, s.model);
+        assert_eq!(loaded.artifacts.manifest_crc32c, s.art.manifest_crc32c);
         assert_eq!(ExportDir::load(&a).unwrap().manifest.global_step, 7);
+        assert_eq!(exports(job.path()).len(), 2);
         // Nothing hidden left behind.
         assert!(std::fs::read_dir(&base).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')));
     }
 
     #[test]
+    fn artifacts_changed_since_they_were_checked_are_not_exported() {
+        let s = setup();
+        let job = job(&s);
+        let csv = s.art.dir.join(artifacts::COUNTS_FILE);
+        let text = std::fs::read_to_string(&csv).unwrap();
+        std::fs::write(&csv, text.replace(",1,1", ",2,1")).unwrap();
+        let e = write_export(&job, &s.model, &s.art, 1, BTreeMap::new(), None).unwrap_err();
+        assert!(matches!(e, ExportError::Artifacts(ArtifactError::Checksum { .. })), "{e}");
+        assert!(exports(job.path()).is_empty());
+        assert_eq!(std::fs::read_dir(job.path().join(EXPORT_BASE)).unwrap().count(), 0, "nothing left");
+    }
+
+    #[test]
     fn the_savedmodel_scores_like_the_model() {
-        let (dir, art, mut model) = setup();
-        for (i, w) in model.weights.iter_mut().enumerate() {
+        let mut s = setup();
+        for (i, w) in s.model.weights.iter_mut().enumerate() {
             *w = ((i * 37 % 101) as f32 - 50.0) / 40.0;
         }
-        let e = write_export(&dir.path().join("Servo"), &model, &art, 1, BTreeMap::new(), None).unwrap();
+        let e = write_export(&job(&s), &s.model, &s.art, 1, BTreeMap::new(), None).unwrap();
         assert!(e.join(SAVED_MODEL_FILE).is_file());
-        let sm = scoring_model(&model);
+        let model = &s.model;
+        let sm = scoring_model(model);
         for (k, x) in [-10i64, -1, 0, 1, 2, 7, 100, 1 << 40].into_iter().enumerate() {
             let mut ints = [x; 13];
             ints[k % 13] = 3;
@@ -504,27 +645,35 @@ mod tests {
 
     #[test]
     fn damage_is_refused() {
-        let (dir, art, model) = setup();
-        let base = dir.path().join("export/Servo");
-        let e = write_export(&base, &model, &art, 1, BTreeMap::new(), None).unwrap();
+        let s = setup();
+        let e = write_export(&job(&s), &s.model, &s.art, 1, BTreeMap::new(), None).unwrap();
         let mpath = e.join(MODEL_FILE);
         let mut bytes = std::fs::read(&mpath).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&mpath, &bytes).unwrap();
         let err = ExportDir::load(&e).unwrap_err();
+        assert!(matches!(err, ExportError::Altered { .. }), "{err}");
         assert!(err.to_string().contains("altered or damaged"), "{err}");
         // The envelope alone catches it too.
         let err = envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&mpath, MODEL_TYPE).unwrap_err();
-        assert!(matches!(err, ExportError::Invalid { .. }), "{err}");
+        assert!(matches!(err, ExportError::Damaged { .. } | ExportError::NotAModelFile { .. }), "{err}");
         // A truncated export: the model file is gone.
         std::fs::remove_file(&mpath).unwrap();
         let err = ExportDir::load(&e).unwrap_err();
+        assert!(matches!(err, ExportError::MissingFile(_)), "{err}");
         assert!(err.to_string().contains("missing"), "{err}");
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(ExportDir::load(empty.path()), Err(ExportError::NotFound(_))));
         // The artifacts folder has a manifest.json of another format.
-        assert!(ExportDir::load(&art).unwrap_err().to_string().contains("not a sparky-export manifest"));
+        let err = ExportDir::load(&s.art.dir).unwrap_err();
+        assert!(err.to_string().contains("not a sparky-export manifest"), "{err}");
+        // A version written as a string is reported as written.
+        let m = e.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&m).unwrap().replace("\"format_version\": 1", "\"format_version\": \"1\"");
+        std::fs::write(&m, text).unwrap();
+        let err = ExportDir::load(&e).unwrap_err();
+        assert!(err.to_string().contains("format version \"1\""), "{err}");
     }
 
     #[test]
@@ -543,7 +692,7 @@ mod tests {
         std::fs::write(&p, env.encode_to_vec()).unwrap();
         assert!(matches!(
             envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&p, MODEL_TYPE),
-            Err(ExportError::Version { found: 2, .. })
+            Err(ExportError::Version { .. })
         ));
         std::fs::write(&p, b"garbage that is not a protobuf \xff\xff\xff").unwrap();
         assert!(envelope::read::<sparky_proto::sparky::model::v1::LinearModel>(&p, MODEL_TYPE).is_err());

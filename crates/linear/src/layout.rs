@@ -4,16 +4,14 @@
 //! bias: [`ACTIVE`] weights in all. Weight 0 is the bias; then each integer
 //! feature's slots; then each categorical feature's slots.
 
+use sparky_prepared::schema::{CAT_FEATURES, INT_FEATURES, LABEL_FEATURE};
+pub use sparky_prepared::schema::{MISSING_INT, NUM_CAT, NUM_INT};
 use sparky_proto::sparky::model::v1 as pb;
 
-/// Integer features of the Criteo layout.
-pub const NUM_INT: usize = 13;
-/// Categorical features of the Criteo layout.
-pub const NUM_CAT: usize = 26;
+use crate::error::ModelError;
+
 /// Active weights per example: the bias and one per feature.
 pub const ACTIVE: usize = 1 + NUM_INT + NUM_CAT;
-/// The value of a missing integer in prepared data.
-pub const MISSING_INT: i64 = -10;
 
 /// Slots of an integer feature under [`IntTransform::LogBuckets`].
 pub const BUCKETS: usize = 64;
@@ -101,12 +99,14 @@ pub struct Layout {
 impl Layout {
     /// A layout for the given vocabulary sizes (C1..C26: ids `1..=size`).
     ///
-    /// # Panics
-    /// If `vocab_sizes` does not have [`NUM_CAT`] entries, or the model would
-    /// need 2^32 weights or more.
-    #[must_use]
-    pub fn new(int_transform: IntTransform, cat_encoding: CatEncoding, vocab_sizes: &[u64]) -> Self {
-        assert_eq!(vocab_sizes.len(), NUM_CAT, "one vocabulary size per categorical feature");
+    /// # Errors
+    /// [`ModelError::TooManyWeights`] when the model would need 2^32 weights
+    /// or more.
+    pub fn new(
+        int_transform: IntTransform,
+        cat_encoding: CatEncoding,
+        vocab_sizes: &[u64; NUM_CAT],
+    ) -> Result<Self, ModelError> {
         let mut offsets = Vec::with_capacity(NUM_INT + NUM_CAT + 1);
         let mut at = 1u64; // the bias
         for _ in 0..NUM_INT {
@@ -115,11 +115,13 @@ impl Layout {
         }
         for &v in vocab_sizes {
             offsets.push(at);
-            at += Self::cat_slots(cat_encoding, v);
+            at = at.saturating_add(Self::cat_slots(cat_encoding, v));
         }
         offsets.push(at);
-        assert!(at < u64::from(u32::MAX), "too many weights for one model");
-        Self { int_transform, cat_encoding, vocab_sizes: vocab_sizes.to_vec(), offsets }
+        if at >= u64::from(u32::MAX) {
+            return Err(ModelError::TooManyWeights(at));
+        }
+        Ok(Self { int_transform, cat_encoding, vocab_sizes: vocab_sizes.to_vec(), offsets })
     }
 
     fn int_slots(t: IntTransform) -> u64 {
@@ -131,7 +133,7 @@ impl Layout {
 
     fn cat_slots(e: CatEncoding, vocab: u64) -> u64 {
         match e {
-            CatEncoding::OneHot => vocab + 1,
+            CatEncoding::OneHot => vocab.saturating_add(1),
             CatEncoding::RankAsNumber => 1,
         }
     }
@@ -139,7 +141,7 @@ impl Layout {
     /// Number of weights.
     #[must_use]
     pub fn num_weights(&self) -> usize {
-        *self.offsets.last().expect("non-empty") as usize
+        self.offsets[NUM_INT + NUM_CAT] as usize
     }
 
     /// The integer transform.
@@ -202,10 +204,10 @@ impl Layout {
     #[must_use]
     pub fn to_proto(&self) -> pb::FeatureLayout {
         pb::FeatureLayout {
-            label: "clicked".into(),
+            label: LABEL_FEATURE.into(),
             int_features: (0..NUM_INT)
                 .map(|i| pb::IntFeature {
-                    name: format!("integer-feature-{}", i + 1),
+                    name: INT_FEATURES[i].into(),
                     transform: match self.int_transform {
                         IntTransform::LogBuckets => pb::IntTransform::LogBuckets,
                         IntTransform::Log1p => pb::IntTransform::Log1p,
@@ -215,7 +217,7 @@ impl Layout {
                 .collect(),
             categorical_features: (0..NUM_CAT)
                 .map(|c| pb::CategoricalFeature {
-                    name: format!("categorical-feature-{}", c + 1),
+                    name: CAT_FEATURES[c].into(),
                     vocabulary_size: self.vocab_sizes[c],
                     encoding: match self.cat_encoding {
                         CatEncoding::OneHot => pb::CategoricalEncoding::OneHot,
@@ -230,43 +232,25 @@ impl Layout {
     /// Rebuilds a layout from its record, checking it.
     ///
     /// # Errors
-    /// A description of what is inconsistent.
-    pub fn from_proto(p: &pb::FeatureLayout) -> Result<Self, String> {
+    /// What is inconsistent in the record.
+    pub fn from_proto(p: &pb::FeatureLayout) -> Result<Self, ModelError> {
         if p.int_features.len() != NUM_INT || p.categorical_features.len() != NUM_CAT {
-            return Err(format!(
-                "expected {NUM_INT} integer and {NUM_CAT} categorical features, found {} and {}",
-                p.int_features.len(),
-                p.categorical_features.len()
-            ));
+            return Err(ModelError::FeatureCount { ints: p.int_features.len(), cats: p.categorical_features.len() });
         }
         let int_transform = match pb::IntTransform::try_from(p.int_features[0].transform) {
             Ok(pb::IntTransform::LogBuckets) => IntTransform::LogBuckets,
             Ok(pb::IntTransform::Log1p) => IntTransform::Log1p,
-            _ => {
-                return Err(format!("unknown integer transform {}", p.int_features[0].transform));
-            }
+            _ => return Err(ModelError::UnknownIntTransform(p.int_features[0].transform)),
         };
         let cat_encoding = match pb::CategoricalEncoding::try_from(p.categorical_features[0].encoding) {
             Ok(pb::CategoricalEncoding::OneHot) => CatEncoding::OneHot,
             Ok(pb::CategoricalEncoding::RankAsNumber) => CatEncoding::RankAsNumber,
-            _ => {
-                return Err(format!("unknown categorical encoding {}", p.categorical_features[0].encoding));
-            }
+            _ => return Err(ModelError::UnknownCatEncoding(p.categorical_features[0].encoding)),
         };
-        let sizes: Vec<u64> = p.categorical_features.iter().map(|c| c.vocabulary_size).collect();
-        if sizes.iter().any(|&s| s >= u64::from(u32::MAX)) {
-            return Err("vocabulary too large".into());
-        }
-        // Refuse what `Layout::new` would panic on.
-        let weights = 1
-            + NUM_INT as u64 * Self::int_slots(int_transform)
-            + sizes.iter().map(|&s| Self::cat_slots(cat_encoding, s)).sum::<u64>();
-        if weights >= u64::from(u32::MAX) {
-            return Err(format!("the layout needs {weights} weights, too many for one model"));
-        }
-        let layout = Self::new(int_transform, cat_encoding, &sizes);
+        let sizes: [u64; NUM_CAT] = std::array::from_fn(|c| p.categorical_features[c].vocabulary_size);
+        let layout = Self::new(int_transform, cat_encoding, &sizes)?;
         if layout.to_proto() != *p {
-            return Err("feature names, transforms or slot counts differ from this build's layout".into());
+            return Err(ModelError::LayoutMismatch);
         }
         Ok(layout)
     }
@@ -296,8 +280,8 @@ mod tests {
 
     #[test]
     fn features_activate_one_slot_each() {
-        let sizes: Vec<u64> = (1..=26).collect();
-        let l = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes);
+        let sizes: [u64; NUM_CAT] = std::array::from_fn(|c| c as u64 + 1);
+        let l = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &sizes).unwrap();
         assert_eq!(l.num_weights(), 1 + 13 * 64 + (1..=26u64).map(|v| v + 1).sum::<u64>() as usize);
         let mut out = [(0, 0.0); ACTIVE];
         let ints = [MISSING_INT; NUM_INT];
@@ -327,14 +311,15 @@ mod tests {
     /// `from_proto` panic (in `Layout::new`) instead of refusing it.
     #[test]
     fn fuzz_from_proto_refuses_a_layout_of_too_many_weights() {
-        let small = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[0; NUM_CAT]);
+        let small = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[0; NUM_CAT]).unwrap();
         let mut p = small.to_proto();
         for c in &mut p.categorical_features[..2] {
             c.vocabulary_size = u64::from(u32::MAX) - 16;
             c.slots = c.vocabulary_size + 1;
         }
         let e = Layout::from_proto(&p).unwrap_err();
-        assert!(e.contains("too many"), "{e}");
+        assert!(matches!(e, ModelError::TooManyWeights(_)), "{e}");
+        assert!(e.to_string().contains("too many"), "{e}");
         // One such vocabulary alone still fits.
         p.categorical_features[1] = small.to_proto().categorical_features[1].clone();
         p.categorical_features[0].vocabulary_size = u64::from(u32::MAX) - 2000;
@@ -344,7 +329,7 @@ mod tests {
 
     #[test]
     fn log1p_and_rank_as_number() {
-        let l = Layout::new(IntTransform::Log1p, CatEncoding::RankAsNumber, &[10; NUM_CAT]);
+        let l = Layout::new(IntTransform::Log1p, CatEncoding::RankAsNumber, &[10; NUM_CAT]).unwrap();
         assert_eq!(l.num_weights(), 1 + 26 + 26);
         let mut out = [(0, 0.0); ACTIVE];
         let mut ints = [MISSING_INT; NUM_INT];

@@ -17,7 +17,7 @@
 //! use sparky_linear::train::{OptimizerConfig, OptimizerKind, SharedModel, Worker};
 //!
 //! // 26 categorical features with vocabularies of 2 values each.
-//! let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[2; 26]);
+//! let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[2; 26])?;
 //! let opt = OptimizerConfig::defaults(OptimizerKind::Ftrl).validate()?;
 //! let shared = SharedModel::new(layout, opt);
 //! let mut worker = Worker::new(&shared, 4);
@@ -38,14 +38,16 @@
 //! let m = eval.finish();
 //! assert_eq!(m.auc, 1.0);
 //! assert!(m.log_loss < 0.2, "{}", m.log_loss);
-//! # Ok::<(), String>(())
+//! # Ok::<(), sparky_linear::ModelError>(())
 //! ```
 
+mod error;
 pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod train;
 
+pub use error::ModelError;
 pub use layout::{CatEncoding, IntTransform, Layout};
 pub use metrics::{Evaluator, Metrics};
 pub use model::LinearModel;

@@ -2,6 +2,7 @@
 
 use sparky_proto::sparky::model::v1 as pb;
 
+use crate::error::ModelError;
 use crate::layout::{ACTIVE, Layout, NUM_CAT, NUM_INT};
 use crate::metrics::sigmoid;
 
@@ -117,13 +118,13 @@ impl LinearModel {
     ///
     /// # Errors
     /// What is inconsistent: the layout, the weight count, a non-finite weight.
-    pub fn from_proto(p: pb::LinearModel) -> Result<Self, String> {
-        let layout = Layout::from_proto(p.layout.as_ref().ok_or("the model has no layout")?)?;
+    pub fn from_proto(p: pb::LinearModel) -> Result<Self, ModelError> {
+        let layout = Layout::from_proto(p.layout.as_ref().ok_or(ModelError::Missing("layout"))?)?;
         if p.weights.len() != layout.num_weights() {
-            return Err(format!("{} weights, the layout needs {}", p.weights.len(), layout.num_weights()));
+            return Err(ModelError::WeightCount { found: p.weights.len(), expected: layout.num_weights() });
         }
         if let Some(i) = p.weights.iter().position(|w| !w.is_finite()) {
-            return Err(format!("weight {i} is not finite"));
+            return Err(ModelError::NonFiniteWeight(i));
         }
         Ok(Self { layout, weights: p.weights })
     }

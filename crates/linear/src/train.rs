@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sparky_memhint::{huge_pages, prefetch};
 use sparky_proto::sparky::model::v1 as pb;
 
+use crate::error::ModelError;
 use crate::layout::{ACTIVE, Layout, NUM_CAT, NUM_INT};
 use crate::metrics::logit_loss;
 use crate::model::LinearModel;
@@ -67,21 +68,25 @@ impl OptimizerConfig {
     /// Checks the settings.
     ///
     /// # Errors
-    /// A message naming the setting that is out of range.
-    pub fn validate(self) -> Result<ValidOptimizer, String> {
-        let finite_nonneg = |v: f64, name: &str| {
-            if v.is_finite() && v >= 0.0 {
+    /// [`ModelError::Setting`] naming the setting that is out of range.
+    pub fn validate(self) -> Result<ValidOptimizer, ModelError> {
+        let finite_nonneg = |value: f64, name: &'static str| {
+            if value.is_finite() && value >= 0.0 {
                 Ok(())
             } else {
-                Err(format!("{name} must be a finite number >= 0, got {v}"))
+                Err(ModelError::Setting { name, range: "a finite number >= 0", value })
             }
         };
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(format!("the learning rate must be a finite number > 0, got {}", self.learning_rate));
+            return Err(ModelError::Setting {
+                name: "--learning-rate",
+                range: "a finite number > 0",
+                value: self.learning_rate,
+            });
         }
         finite_nonneg(self.l1, "--l1")?;
         finite_nonneg(self.l2, "--l2")?;
-        finite_nonneg(self.beta, "beta")?;
+        finite_nonneg(self.beta, "--beta")?;
         Ok(ValidOptimizer(self))
     }
 
@@ -105,12 +110,12 @@ impl OptimizerConfig {
     ///
     /// # Errors
     /// An unknown optimizer.
-    pub fn from_proto(p: &pb::OptimizerConfig) -> Result<Self, String> {
+    pub fn from_proto(p: &pb::OptimizerConfig) -> Result<Self, ModelError> {
         let kind = match pb::optimizer_config::Kind::try_from(p.kind) {
             Ok(pb::optimizer_config::Kind::Ftrl) => OptimizerKind::Ftrl,
             Ok(pb::optimizer_config::Kind::Adagrad) => OptimizerKind::Adagrad,
             Ok(pb::optimizer_config::Kind::Sgd) => OptimizerKind::Sgd,
-            _ => return Err(format!("unknown optimizer {}", p.kind)),
+            _ => return Err(ModelError::UnknownOptimizer(p.kind)),
         };
         Ok(Self { kind, learning_rate: p.learning_rate, l1: p.l1, l2: p.l2, beta: p.beta })
     }
@@ -196,18 +201,18 @@ impl SharedModel {
     ///
     /// # Errors
     /// What is inconsistent in the checkpoint.
-    pub fn from_checkpoint(ck: &pb::Checkpoint) -> Result<Self, String> {
-        let model = LinearModel::from_proto(ck.model.clone().ok_or("the checkpoint has no model")?)?;
-        let opt = OptimizerConfig::from_proto(ck.optimizer.as_ref().ok_or("the checkpoint has no optimizer")?)?;
+    pub fn from_checkpoint(ck: &pb::Checkpoint) -> Result<Self, ModelError> {
+        let model = LinearModel::from_proto(ck.model.clone().ok_or(ModelError::Missing("model"))?)?;
+        let opt = OptimizerConfig::from_proto(ck.optimizer.as_ref().ok_or(ModelError::Missing("optimizer"))?)?;
         let size = model.weights.len();
         let stride = stride_of(opt.kind);
         let want_n = if stride >= 2 { size } else { 0 };
         let want_z = if stride >= 3 { size } else { 0 };
         if ck.n.len() != want_n || ck.z.len() != want_z {
-            return Err("optimizer state does not match the model size".into());
+            return Err(ModelError::StateSize);
         }
         if ck.n.iter().chain(&ck.z).any(|v| !v.is_finite()) {
-            return Err("optimizer state holds a non-finite value".into());
+            return Err(ModelError::NonFiniteState);
         }
         let mut flat = Vec::with_capacity(size * stride);
         for i in 0..size {
@@ -475,7 +480,7 @@ mod tests {
     }
 
     fn train(kind: OptimizerKind, batch: usize) -> (LinearModel, u64) {
-        let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]);
+        let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]).unwrap();
         let opt = OptimizerConfig { l1: 0.0, ..OptimizerConfig::defaults(kind) };
         let opt = if kind == OptimizerKind::Sgd { OptimizerConfig { learning_rate: 0.05, ..opt } } else { opt };
         let shared = SharedModel::new(layout, opt.validate().unwrap());
@@ -530,7 +535,7 @@ mod tests {
 
     #[test]
     fn l1_makes_exact_zeros_and_settings_are_checked() {
-        let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]);
+        let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]).unwrap();
         let shared = SharedModel::new(
             layout,
             OptimizerConfig { l1: 1e6, ..OptimizerConfig::defaults(OptimizerKind::Ftrl) }.validate().unwrap(),
@@ -548,7 +553,7 @@ mod tests {
 
     #[test]
     fn divergence_is_detected() {
-        let layout = Layout::new(IntTransform::Log1p, CatEncoding::OneHot, &[4; NUM_CAT]);
+        let layout = Layout::new(IntTransform::Log1p, CatEncoding::OneHot, &[4; NUM_CAT]).unwrap();
         let opt = OptimizerConfig { learning_rate: 1e38, ..OptimizerConfig::defaults(OptimizerKind::Sgd) };
         let shared = SharedModel::new(layout, opt.validate().unwrap());
         let mut w = Worker::new(&shared, 1);

@@ -2,14 +2,14 @@
 //! JSON lines and Parquet outputs, errors, refusals, and streaming.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use sparky_criteo::input::Source;
 use sparky_criteo::prepare::{self, PrepareConfig, Progress};
-use sparky_criteo::schema::Mode;
 use sparky_datagen::{Generator, GeneratorConfig};
 use sparky_export::ExportDir;
-use sparky_predict::{InputFormat, OutputFormat, PredictConfig, PredictError, Scorer};
+use sparky_predict::{BatchConfig, Input, InputFormat, OutputFormat, PredictError, PredictSummary, RawScorer, Scorer};
+use sparky_prepared::PreparedDir;
+use sparky_prepared::schema::Mode;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -48,17 +48,28 @@ fn fixture() -> Fixture {
     let mut c = sparky_trainer::TrainConfig::new(f.path("job"), f.path("train"), f.path("eval"));
     c.epochs = Some(1);
     c.threads = 1;
-    sparky_trainer::run(&c, &AtomicBool::new(false), &|_| {}).unwrap();
+    sparky_trainer::run(&c, &Progress::default(), &|_| {}).unwrap();
     f
 }
 
-fn batch(
-    inputs: Vec<PathBuf>,
-    output: PathBuf,
-    input_format: InputFormat,
-    output_format: OutputFormat,
-) -> PredictConfig {
-    PredictConfig { inputs, output, input_format, output_format, strict: false, overwrite: false, threads: 2 }
+fn batch(output: PathBuf, output_format: OutputFormat) -> BatchConfig {
+    BatchConfig { output, output_format, strict: false, overwrite: false, threads: 2 }
+}
+
+/// The prepared folder `name`, checked.
+fn prepared(f: &Fixture, name: &str) -> PreparedDir {
+    match Input::resolve(&f.path(name), Some(InputFormat::Tfrecord), false).unwrap() {
+        Input::Prepared(d) => d,
+        Input::Tsv(_) => unreachable!("a prepared folder"),
+    }
+}
+
+fn run_p(scorer: &Scorer, input: &PreparedDir, cfg: &BatchConfig) -> Result<PredictSummary, PredictError> {
+    sparky_predict::run_prepared(scorer, input, cfg, &Progress::default())
+}
+
+fn run_t(scorer: &RawScorer, input: &[PathBuf], cfg: &BatchConfig) -> Result<PredictSummary, PredictError> {
+    sparky_predict::run_tsv(scorer, input, cfg, &Progress::default())
 }
 
 /// (id, p0, p1) of every line of every results part, in part order.
@@ -84,16 +95,11 @@ fn read_json(dir: &Path) -> Vec<(Option<i64>, f64, f64)> {
 #[test]
 fn raw_tsv_scores_equal_prepare_then_predict() {
     let f = fixture();
-    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
-    let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-    assert_eq!(tf.len(), 3);
-    let a = sparky_predict::run_batch(&scorer, &batch(tf, f.path("out-tf"), InputFormat::Tfrecord, OutputFormat::Json))
-        .unwrap();
-    let b = sparky_predict::run_batch(
-        &scorer,
-        &batch(vec![f.path("test.tsv")], f.path("out-tsv"), InputFormat::Tsv, OutputFormat::Json),
-    )
-    .unwrap();
+    let scorer = RawScorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
+    let tf = prepared(&f, "test");
+    assert_eq!(tf.parts().len(), 3);
+    let a = run_p(&scorer, &tf, &batch(f.path("out-tf"), OutputFormat::Json)).unwrap();
+    let b = run_t(&scorer, &[f.path("test.tsv")], &batch(f.path("out-tsv"), OutputFormat::Json)).unwrap();
     assert_eq!((a.rows, b.rows, a.errors, b.errors), (2000, 2000, 0, 0));
     assert!(f.path("out-tf/prediction.results-00002-of-00003").is_file());
     assert!(f.path("out-tf/prediction.errors_stats-00000-of-00001").is_file());
@@ -121,31 +127,24 @@ fn raw_tsv_scores_equal_prepare_then_predict() {
 }
 
 #[test]
-fn a_scorer_without_vocabulary_scores_records_alike_and_refuses_tsv() {
+fn the_model_only_scorer_scores_records_like_the_raw_scorer() {
     let f = fixture();
-    let light = Scorer::for_prepared_rows(ExportDir::load(&f.path("job")).unwrap());
-    assert!(!light.scores_tsv());
-    let full = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
-    assert!(full.scores_tsv());
-    let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-    sparky_predict::run_batch(
-        &light,
-        &batch(tf.clone(), f.path("out-light"), InputFormat::Tfrecord, OutputFormat::Json),
-    )
-    .unwrap();
-    sparky_predict::run_batch(&full, &batch(tf, f.path("out-full"), InputFormat::Tfrecord, OutputFormat::Json))
-        .unwrap();
+    let light = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
+    let full = RawScorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
+    let tf = prepared(&f, "test");
+    run_p(&light, &tf, &batch(f.path("out-light"), OutputFormat::Json)).unwrap();
+    run_p(&full, &tf, &batch(f.path("out-full"), OutputFormat::Json)).unwrap();
     assert_eq!(read_json(&f.path("out-light")), read_json(&f.path("out-full")));
-    let e = sparky_predict::run_batch(
-        &light,
-        &batch(vec![f.path("test.tsv")], f.path("out-tsv"), InputFormat::Tsv, OutputFormat::Json),
-    )
-    .unwrap_err();
-    assert!(matches!(e, PredictError::NoVocabulary), "{e}");
-    assert!(!f.path("out-tsv").exists(), "nothing written");
-    let mut input = std::io::BufReader::new(&b"1\t2\n"[..]);
-    let e = sparky_predict::run_stream(&light, &mut input, Vec::new(), false).unwrap_err();
-    assert!(matches!(e, PredictError::NoVocabulary), "{e}");
+    // Raw TSV needs the vocabulary: only a RawScorer takes it (run_tsv's type).
+    // The kind of input is detected, and a declared kind the bytes contradict
+    // is refused with what to pass.
+    assert!(matches!(Input::resolve(&f.path("test.tsv"), None, false).unwrap(), Input::Tsv(_)));
+    assert!(matches!(Input::resolve(&f.path("test"), None, false).unwrap(), Input::Prepared(_)));
+    let e = Input::resolve(&f.path("test.tsv"), Some(InputFormat::Tfrecord), false).unwrap_err();
+    assert!(e.to_string().contains("--input-format tsv"), "{e}");
+    let part = f.path("test/part-r-00000.tfrecord");
+    let e = Input::resolve(&part, Some(InputFormat::Tsv), false).unwrap_err();
+    assert!(matches!(e, PredictError::WrongInputKind { .. }), "{e}");
 }
 
 #[test]
@@ -153,25 +152,17 @@ fn labelled_input_gives_metrics_and_parquet_columns() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::RowAccessor;
     let f = fixture();
-    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
-    let s = sparky_predict::run_batch(
-        &scorer,
-        &batch(vec![f.path("eval.tsv")], f.path("out"), InputFormat::Tsv, OutputFormat::Json),
-    )
-    .unwrap();
+    let scorer = RawScorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
+    let s = run_t(&scorer, &[f.path("eval.tsv")], &batch(f.path("out"), OutputFormat::Json)).unwrap();
     let m = s.metrics.expect("40 fields: labelled");
     assert_eq!(m.examples, 2000);
     let trained = ExportDir::load(&f.path("job")).unwrap().manifest.metrics.unwrap();
     assert!((m.log_loss - trained.log_loss).abs() < 1e-9, "the same rows as the evaluation folder");
 
-    let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-    sparky_predict::run_batch(&scorer, &batch(tf, f.path("pq"), InputFormat::Tfrecord, OutputFormat::Parquet)).unwrap();
-    let json = {
-        let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-        sparky_predict::run_batch(&scorer, &batch(tf, f.path("js"), InputFormat::Tfrecord, OutputFormat::Json))
-            .unwrap();
-        read_json(&f.path("js"))
-    };
+    let tf = prepared(&f, "test");
+    run_p(&scorer, &tf, &batch(f.path("pq"), OutputFormat::Parquet)).unwrap();
+    run_p(&scorer, &tf, &batch(f.path("js"), OutputFormat::Json)).unwrap();
+    let json = read_json(&f.path("js"));
     let mut rows = Vec::new();
     for p in 0..3 {
         let file = std::fs::File::open(f.path(&format!("pq/prediction.results-{p:05}-of-00003.parquet"))).unwrap();
@@ -189,90 +180,92 @@ fn labelled_input_gives_metrics_and_parquet_columns() {
         assert_eq!(Some(*id), *jid);
         assert_eq!((*p0, *p1), (*j0 as f32, *j1 as f32), "the JSON numbers are the shortest text of the same floats");
     }
+    // Labelled prepared rows have no id: in Parquet their id is their position.
+    let ev = prepared(&f, "eval");
+    run_p(&scorer, &ev, &batch(f.path("pq-eval"), OutputFormat::Parquet)).unwrap();
+    let mut ids = Vec::new();
+    for p in 0..3 {
+        let file = std::fs::File::open(f.path(&format!("pq-eval/prediction.results-{p:05}-of-00003.parquet"))).unwrap();
+        for row in SerializedFileReader::new(file).unwrap().get_row_iter(None).unwrap() {
+            ids.push(row.unwrap().get_long(0).unwrap());
+        }
+    }
+    assert_eq!(ids, (0..2000).collect::<Vec<i64>>());
 }
 
 #[test]
 fn unscorable_rows_are_listed_or_stop_with_strict() {
     let f = fixture();
-    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
+    let scorer = RawScorer::new(ExportDir::load(&f.path("job")).unwrap()).unwrap();
     // A TSV with a bad line 3.
     let mut text = std::fs::read_to_string(f.path("test.tsv")).unwrap();
     let third = text.match_indices('\n').nth(1).unwrap().0 + 1;
     text.insert_str(third, "oops\n");
     std::fs::write(f.path("bad.tsv"), &text).unwrap();
-    let s = sparky_predict::run_batch(
-        &scorer,
-        &batch(vec![f.path("bad.tsv")], f.path("o1"), InputFormat::Tsv, OutputFormat::Json),
-    )
-    .unwrap();
+    let s = run_t(&scorer, &[f.path("bad.tsv")], &batch(f.path("o1"), OutputFormat::Json)).unwrap();
     assert_eq!((s.rows, s.errors), (2000, 1));
     let stats = std::fs::read_to_string(f.path("o1/prediction.errors_stats-00000-of-00001")).unwrap();
-    assert!(stats.contains("\"position\":\"line 3\"") && stats.contains("not an integer"), "{stats}");
-    let mut strict = batch(vec![f.path("bad.tsv")], f.path("o2"), InputFormat::Tsv, OutputFormat::Json);
+    assert!(stats.contains("\"position\":\"line 3\"") && stats.contains("fields"), "{stats}");
+    let mut strict = batch(f.path("o2"), OutputFormat::Json);
     strict.strict = true;
-    let e = sparky_predict::run_batch(&scorer, &strict).unwrap_err();
+    let e = run_t(&scorer, &[f.path("bad.tsv")], &strict).unwrap_err();
     assert!(matches!(e, PredictError::Unscorable { .. }) && e.to_string().contains("line 3"), "{e}");
     assert!(!f.path("o2/_SUCCESS").exists());
+    assert!(!f.path("o2/prediction.results-00000-of-00001").exists(), "no complete-looking part");
 
     // A damaged TFRecord payload: listed with its byte offset, the rest scored.
     let part = f.path("test/part-r-00001.tfrecord");
     let mut bytes = std::fs::read(&part).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&part, &bytes).unwrap();
-    let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-    let s = sparky_predict::run_batch(&scorer, &batch(tf, f.path("o3"), InputFormat::Tfrecord, OutputFormat::Json))
-        .unwrap();
+    let tf = prepared(&f, "test");
+    let s = run_p(&scorer, &tf, &batch(f.path("o3"), OutputFormat::Json)).unwrap();
     assert_eq!((s.rows, s.errors), (1999, 1));
     let stats = std::fs::read_to_string(f.path("o3/prediction.errors_stats-00000-of-00001")).unwrap();
     assert!(stats.contains("record 0 at byte 0") && stats.contains("checksum"), "{stats}");
 
     // An existing output is refused without --overwrite.
-    let tf = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap();
-    let mut again = batch(tf, f.path("o3"), InputFormat::Tfrecord, OutputFormat::Json);
-    assert!(matches!(sparky_predict::run_batch(&scorer, &again), Err(PredictError::OutputExists(_))));
+    let mut again = batch(f.path("o3"), OutputFormat::Json);
+    let e = run_p(&scorer, &tf, &again).unwrap_err();
+    assert!(matches!(e, PredictError::OutputExists(_)), "{e}");
     again.overwrite = true;
-    sparky_predict::run_batch(&scorer, &again).unwrap();
+    run_p(&scorer, &tf, &again).unwrap();
 
     // Streaming answers every line, errors included.
     let input = b"oops\n\t1\t2\n";
     let mut r = std::io::BufReader::new(&input[..]);
     let mut out = Vec::new();
     let (ok, bad) = sparky_predict::run_stream(&scorer, &mut r, &mut out, false).unwrap();
-    assert_eq!((ok, bad), (1, 1));
+    assert_eq!((ok, bad), (0, 2));
     let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
     assert!(lines[0].contains("\"error\"") && lines[0].contains("\"line\":1"), "{lines:?}");
-    assert!(lines[1].starts_with("{\"id\": 1, \"classes\""), "{lines:?}");
+    assert!(lines[1].contains("\"line\":2") && lines[1].contains("fields"), "{lines:?}");
 }
 
 #[test]
-fn damaged_framing_scores_what_precedes_it() {
+fn damaged_framing_fails_the_run_and_leaves_nothing() {
     let f = fixture();
-    let scorer = Scorer::for_prepared_rows(ExportDir::load(&f.path("job")).unwrap());
-    let part = sparky_predict::resolve_inputs(&f.path("test"), InputFormat::Tfrecord).unwrap()[0].clone();
+    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
+    let part = f.path("test/part-r-00000.tfrecord");
     let bytes = std::fs::read(&part).unwrap();
     let records = sparky_tfrecord::SliceReader::new(&bytes).count();
     assert!(records > 100);
-    // Flip a bit of a length field in the middle of the file (record 100).
+    // Flip a bit of a length field in the middle of the file (record 100):
+    // the rows after it cannot be counted, so the run fails, strict or not.
     let at = sparky_tfrecord::record_blocks(&bytes, 100, None, sparky_tfrecord::ReaderOptions::default()).unwrap()[1]
         .0
         .start;
     let mut bad = bytes.clone();
     bad[at + 2] ^= 4;
-    std::fs::create_dir_all(f.path("bad")).unwrap();
-    std::fs::write(f.path("bad/part-r-00000.tfrecord"), &bad).unwrap();
-    let inputs = vec![f.path("bad/part-r-00000.tfrecord")];
-    let s = sparky_predict::run_batch(
-        &scorer,
-        &batch(inputs.clone(), f.path("out"), InputFormat::Tfrecord, OutputFormat::Json),
-    )
-    .unwrap();
-    assert_eq!((s.rows, s.errors), (100, 1));
-    let errors = std::fs::read_to_string(f.path("out/prediction.errors_stats-00000-of-00001")).unwrap();
-    assert!(errors.contains(&format!("record 100 at byte {at}")), "{errors}");
-    assert!(errors.contains("the rest of the file was not scored"), "{errors}");
-    let mut strict = batch(inputs, f.path("out-strict"), InputFormat::Tfrecord, OutputFormat::Json);
-    strict.strict = true;
-    let e = sparky_predict::run_batch(&scorer, &strict).unwrap_err();
-    assert!(e.to_string().contains(&format!("offset {at}")) || e.to_string().contains(&at.to_string()), "{e}");
-    assert!(!f.path("out-strict/_SUCCESS").exists());
+    std::fs::write(&part, &bad).unwrap();
+    let tf = prepared(&f, "test");
+    for strict in [false, true] {
+        let mut cfg = batch(f.path("out"), OutputFormat::Json);
+        cfg.strict = strict;
+        let e = run_p(&scorer, &tf, &cfg).unwrap_err();
+        assert!(e.to_string().contains(&format!("at byte {at}")), "{e}");
+        assert!(e.to_string().contains("part-r-00000.tfrecord"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(f.path("out")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }

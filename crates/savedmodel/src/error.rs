@@ -53,11 +53,13 @@ pub enum SavedModelError {
         /// The encoded size.
         bytes: u64,
     },
-    /// Creating, writing or renaming a file failed.
+    /// Creating or committing the file failed.
+    #[error(transparent)]
+    Commit(#[from] sparky_io::Error),
+    /// Writing the file failed.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The file (the temporary one while writing, the final one when
-        /// renaming).
+        /// The file.
         path: PathBuf,
         /// The underlying error.
         #[source]

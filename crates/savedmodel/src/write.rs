@@ -13,8 +13,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use prost::Message;
+use sparky_io::AtomicFile;
 use sparky_proto::tensorflow::{GraphDef, MetaGraphDef, SavedModel};
-use sparky_tfrecord::AtomicFile;
 
 use crate::{MAX_PROTO_BYTES, SAVED_MODEL_FILE, SavedModelError};
 
@@ -46,7 +46,7 @@ fn put_frame(out: &mut impl Write, field: u32, len: usize) -> io::Result<()> {
 
 fn put_message(out: &mut impl Write, m: &impl Message, scratch: &mut Vec<u8>) -> io::Result<()> {
     scratch.clear();
-    m.encode(scratch).expect("a Vec grows as needed");
+    m.encode(scratch).unwrap_or_else(|_| unreachable!("a Vec grows as needed"));
     out.write_all(scratch)
 }
 
@@ -87,7 +87,7 @@ pub(crate) fn encode_streaming(out: &mut impl Write, sm: &SavedModel) -> io::Res
     Ok(())
 }
 
-/// Writes `dir/saved_model.pb` atomically (see [`sparky_tfrecord::AtomicFile`]).
+/// Writes `dir/saved_model.pb` atomically (see [`sparky_io::AtomicFile`]).
 pub(crate) fn write_file(dir: &Path, sm: &SavedModel) -> Result<(), SavedModelError> {
     let bytes = sm.encoded_len() as u64;
     if bytes > MAX_PROTO_BYTES {
@@ -95,9 +95,15 @@ pub(crate) fn write_file(dir: &Path, sm: &SavedModel) -> Result<(), SavedModelEr
     }
     let path = dir.join(SAVED_MODEL_FILE);
     let io_err = |source| SavedModelError::Io { path: path.clone(), source };
-    let file = AtomicFile::create(&path).map_err(|e| SavedModelError::Io { path: path.clone(), source: e.into() })?;
+    // An I/O error names the file, as every other error of this crate does.
+    let plain = |e: sparky_io::Error| match e {
+        sparky_io::Error::Io { path, source } => SavedModelError::Io { path, source },
+        other => SavedModelError::Commit(other),
+    };
+    let file = AtomicFile::create(&path).map_err(plain)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     encode_streaming(&mut w, sm).map_err(io_err)?;
     let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.commit().map_err(|e| SavedModelError::Io { path: path.clone(), source: e.into() })
+    file.commit().map_err(plain)?;
+    Ok(())
 }

@@ -121,6 +121,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Creating or committing an output file failed.
+    #[error(transparent)]
+    Output(sparky_io::Error),
     /// An I/O error opening, creating or committing a file.
     #[error("{}: {source}", path.display())]
     File {
@@ -143,7 +146,7 @@ impl Error {
             | Error::PayloadChecksum { at, .. }
             | Error::RecordTooLarge { at, .. }
             | Error::Io { at, .. } => Some(at),
-            Error::File { .. } => None,
+            Error::File { .. } | Error::Output(_) => None,
         }
     }
 
@@ -182,6 +185,7 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match &e {
             Error::Io { source, .. } | Error::File { source, .. } => source.kind(),
+            Error::Output(sparky_io::Error::Io { source, .. }) => source.kind(),
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)

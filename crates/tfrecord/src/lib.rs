@@ -14,23 +14,23 @@
 //!
 //! - [`RecordReader`]: streams records out of any reader (files, pipes,
 //!   decompressors) into a buffer the caller owns: no allocation per record.
-//! - [`MappedFile`] and [`SliceReader`]: records of a memory-mapped file (or
-//!   any byte slice) as borrowed `&[u8]`, with no copy.
+//! - [`SliceReader`]: records of a byte slice (a memory-mapped file:
+//!   `sparky_io::MappedFile`) as borrowed `&[u8]`, with no copy.
 //! - Both verify both checksums by default, refuse a length above a limit
 //!   before allocating, and report every fault with its file, record number
 //!   and byte offset ([`Error`]). A stream that ends inside a length header is
 //!   an error here (TensorFlow silently stops there). Recovery is possible
 //!   where it is safe: see [`ReaderOptions`].
 //! - [`RecordWriter`] writes to any writer; [`FileWriter`] writes a file
-//!   atomically (temporary name, sync, rename: see [`AtomicFile`]), compressed
-//!   or not.
+//!   atomically (temporary name, sync, rename: `sparky_io::AtomicFile`),
+//!   compressed or not.
 //! - [`example`]: a borrowed, allocation-free `Example` reader, a decoder for
 //!   fixed int64 schemas into `&mut [i64]`, and an encoder that writes exactly
 //!   prost's bytes for such a schema.
 //!
 //! ```
 //! use sparky_tfrecord::example::{Int64ExampleEncoder, Int64SchemaDecoder};
-//! use sparky_tfrecord::{Compression, FileWriter, MappedFile};
+//! use sparky_tfrecord::{Compression, FileWriter, SliceReader};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("part-r-00000.tfrecord");
@@ -46,11 +46,11 @@
 //! }
 //! writer.finish()?;
 //!
-//! let file = MappedFile::open(&path)?;
+//! let file = std::fs::read(&path)?;
 //! let mut decoder = Int64SchemaDecoder::new(&names);
 //! let mut row = [0i64; 2];
 //! let mut rows = Vec::new();
-//! for record in file.records() {
+//! for record in SliceReader::new(&file).with_path(&path) {
 //!     decoder.decode(record?, &mut row)?;
 //!     rows.push(row);
 //! }
@@ -68,10 +68,10 @@ mod writer;
 pub use compression::Compression;
 pub use error::{Error, Position, Result, UNKNOWN_RECORD};
 pub use reader::{
-    DEFAULT_MAX_RECORD_LEN, MappedFile, ReaderOptions, RecordReader, SliceReader, next_record_start, record_blocks,
-    record_blocks_from, release,
+    DEFAULT_MAX_RECORD_LEN, ReaderOptions, RecordReader, SliceReader, next_record_start, record_blocks,
+    record_blocks_from,
 };
-pub use writer::{AtomicFile, FileSummary, FileWriter, RecordWriter, WRITE_BUFFER, sync_all, write_atomic};
+pub use writer::{FileSummary, FileWriter, RecordWriter, WRITE_BUFFER};
 
 /// The generated protobuf messages (`tf.train.Example` and friends).
 pub use sparky_proto::tensorflow as proto;

@@ -91,6 +91,8 @@ pub struct RecordReader<R> {
     records: u64,
     skipped: u64,
     done: bool,
+    /// The length of the record whose payload just failed its checksum.
+    corrupt: Option<u64>,
 }
 
 impl<R: Read> RecordReader<io::BufReader<R>> {
@@ -118,7 +120,16 @@ impl RecordReader<Box<dyn BufRead + Send>> {
 impl<R: BufRead> RecordReader<R> {
     /// Reads from a buffered reader as it is.
     pub fn from_buf_read(inner: R) -> Self {
-        Self { inner, opts: ReaderOptions::default(), path: None, offset: 0, records: 0, skipped: 0, done: false }
+        Self {
+            inner,
+            opts: ReaderOptions::default(),
+            path: None,
+            offset: 0,
+            records: 0,
+            skipped: 0,
+            done: false,
+            corrupt: None,
+        }
     }
 
     /// Sets the options.
@@ -292,11 +303,26 @@ impl<R: BufRead> RecordReader<R> {
                     self.offset = record_start;
                     self.records -= 1;
                     let at = self.at();
+                    self.corrupt = Some(len);
                     return self.fail(Error::PayloadChecksum { at, len, stored, computed });
                 }
             }
             return Ok(true);
         }
+    }
+
+    /// After [`Error::PayloadChecksum`] (the framing was intact: the length
+    /// passed its own checksum), steps over the damaged record, counting it as
+    /// passed, so that reading goes on at the next one. Returns false, and
+    /// changes nothing, after any other outcome. For callers that report each
+    /// damaged record with its position rather than skip it silently
+    /// ([`ReaderOptions::skip_corrupt_payloads`]).
+    pub fn step_over_corrupt_payload(&mut self) -> bool {
+        let Some(len) = self.corrupt.take() else { return false };
+        self.offset += HEADER_LEN as u64 + len + FOOTER_LEN as u64;
+        self.records += 1;
+        self.done = false;
+        true
     }
 
     /// The inner reader.
@@ -331,6 +357,8 @@ pub struct SliceReader<'a> {
     done: bool,
     base: u64,
     records_known: bool,
+    /// The length of the record whose payload just failed its checksum.
+    corrupt: Option<u64>,
 }
 
 impl<'a> SliceReader<'a> {
@@ -348,6 +376,7 @@ impl<'a> SliceReader<'a> {
             done: false,
             base: 0,
             records_known: true,
+            corrupt: None,
         }
     }
 
@@ -493,10 +522,25 @@ impl<'a> SliceReader<'a> {
                 }
                 Err(e) => {
                     self.done = true;
+                    if let Error::PayloadChecksum { len, .. } = e {
+                        self.corrupt = Some(len);
+                    }
                     return Some(Err(e));
                 }
             }
         }
+    }
+
+    /// After [`Error::PayloadChecksum`] (the framing was intact), steps over
+    /// the damaged record, counting it as passed, so that reading goes on at
+    /// the next one. Returns false, and changes nothing, after any other
+    /// outcome. See [`RecordReader::step_over_corrupt_payload`].
+    pub fn step_over_corrupt_payload(&mut self) -> bool {
+        let Some(len) = self.corrupt.take() else { return false };
+        self.pos += HEADER_LEN + len as usize + FOOTER_LEN;
+        self.records += 1;
+        self.done = false;
+        true
     }
 }
 
@@ -604,108 +648,6 @@ pub fn record_blocks_from(
         out.push((start..pos, first));
     }
     Ok(out)
-}
-
-/// Drops the pages of `range` of a read-only file mapping from the resident
-/// set (see [`MappedFile::release`]).
-pub fn release(map: Option<&memmap2::Mmap>, range: std::ops::Range<usize>) {
-    #[cfg(unix)]
-    if let Some(m) = map {
-        let end = range.end.min(m.len());
-        if range.start < end {
-            // SAFETY: the map is a read-only (shared) mapping of a file that is
-            // not modified while mapped; MADV_DONTNEED only drops the pages
-            // from this process's page tables, and any later access reads the
-            // same bytes back from the page cache or the file.
-            let _ =
-                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, end - range.start) };
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (map, range);
-}
-
-/// A file mapped into memory, whose records can be read with no copy.
-///
-/// ```no_run
-/// let file = sparky_tfrecord::MappedFile::open("data/part-r-00000.tfrecord")?;
-/// for record in file.records() {
-///     let payload: &[u8] = record?;
-///     // ...
-/// }
-/// # Ok::<(), sparky_tfrecord::Error>(())
-/// ```
-///
-/// Only for uncompressed files; use [`RecordReader::open`] for compressed
-/// ones. As with every memory map, the file must not be truncated by another
-/// process while it is mapped.
-pub struct MappedFile {
-    map: Option<memmap2::Mmap>,
-    path: PathBuf,
-}
-
-impl MappedFile {
-    /// Maps `path` read-only.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let err = |source| Error::File { path: path.clone(), source };
-        let file = File::open(&path).map_err(err)?;
-        let len = file.metadata().map_err(err)?.len();
-        // Mapping an empty file fails on some systems; an empty file has no records.
-        let map = if len == 0 {
-            None
-        } else {
-            // SAFETY: the map is read-only; the documented contract is that
-            // the file is not modified or truncated meanwhile.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(err)?;
-            #[cfg(unix)]
-            {
-                // A hint only: a failure changes nothing but speed.
-                let _ = map.advise(memmap2::Advice::Sequential);
-            }
-            Some(map)
-        };
-        Ok(Self { map, path })
-    }
-
-    /// The whole file.
-    #[must_use]
-    pub fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
-    }
-
-    /// The mapped file's path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Tells the kernel this process is done with bytes `range` for now:
-    /// their pages leave the process's resident set (they stay in the page
-    /// cache, and come back on the next access). Readers that stream through
-    /// a large file call this behind them, so that resident memory does not
-    /// grow with the file. A hint: errors are ignored.
-    pub fn release(&self, range: std::ops::Range<usize>) {
-        release(self.map.as_ref(), range);
-    }
-
-    /// Withdraws the sequential-access hint that [`open`](Self::open) gives,
-    /// for a file read in blocks in no particular order (a shuffled epoch):
-    /// the kernel's aggressive read-ahead then maps pages far from the block
-    /// being read, which [`release`](Self::release) behind the reader does
-    /// not reach. A hint: errors are ignored.
-    pub fn access_in_any_order(&self) {
-        #[cfg(unix)]
-        if let Some(m) = &self.map {
-            let _ = m.advise(memmap2::Advice::Normal);
-        }
-    }
-
-    /// The records, with default options.
-    #[must_use]
-    pub fn records(&self) -> SliceReader<'_> {
-        SliceReader::new(self.bytes()).with_path(&self.path)
-    }
 }
 
 #[cfg(test)]
@@ -929,21 +871,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn mapped_file_and_empty_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.tfrecord");
-        std::fs::write(&empty, b"").unwrap();
-        assert_eq!(MappedFile::open(&empty).unwrap().records().count(), 0);
-        let full = dir.path().join("full.tfrecord");
-        std::fs::write(&full, encode(&[b"x".to_vec(), b"yz".to_vec()])).unwrap();
-        let m = MappedFile::open(&full).unwrap();
-        let got: Vec<&[u8]> = m.records().map(|r| r.unwrap()).collect();
-        assert_eq!(got, vec![&b"x"[..], &b"yz"[..]]);
-        let missing = MappedFile::open(dir.path().join("nope")).err().unwrap();
-        assert!(missing.to_string().contains("nope"), "{missing}");
-    }
-
     proptest! {
         #[test]
         fn stream_and_slice_read_what_was_written(
@@ -973,5 +900,53 @@ mod tests {
             prop_assert!(out.len() < records.len());
             prop_assert_eq!(&out[..], &records[..out.len()]);
         }
+    }
+
+    #[test]
+    fn both_readers_step_over_a_damaged_payload_when_asked() {
+        let records: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
+        let mut bytes = encode(&records);
+        // Record 2's payload: 3 earlier records of 10, 11, 12 bytes, each framed in 16 more.
+        let at2 = (10 + 16) + (11 + 16);
+        bytes[at2 + HEADER_LEN + 1] ^= 0x40;
+        let mut r = RecordReader::new(bytes.as_slice());
+        let mut buf = Vec::new();
+        let (mut seen, mut bad) = (Vec::new(), Vec::new());
+        loop {
+            match r.read_record(&mut buf) {
+                Ok(true) => seen.push(buf.clone()),
+                Ok(false) => break,
+                Err(e) => {
+                    assert_eq!(e.position().map(|p| (p.record, p.offset)), Some((2, at2 as u64)));
+                    bad.push(e);
+                    assert!(r.step_over_corrupt_payload());
+                    assert!(!r.step_over_corrupt_payload(), "once per error");
+                }
+            }
+        }
+        assert_eq!(seen, [&records[..2], &records[3..]].concat());
+        assert_eq!((bad.len(), r.records_read(), r.offset()), (1, 5, bytes.len() as u64));
+
+        let mut s = SliceReader::new(&bytes);
+        let mut seen = Vec::new();
+        while let Some(rec) = s.next_record() {
+            match rec {
+                Ok(p) => seen.push(p.to_vec()),
+                Err(e) => {
+                    assert!(matches!(e, Error::PayloadChecksum { .. }));
+                    assert!(s.step_over_corrupt_payload());
+                }
+            }
+        }
+        assert_eq!(seen, [&records[..2], &records[3..]].concat());
+        assert_eq!(s.records(), 5);
+
+        // A damaged length field cannot be stepped over.
+        let mut bytes = encode(&records);
+        bytes[at2 + 1] ^= 1;
+        let mut s = SliceReader::new(&bytes);
+        assert!(s.nth(2).unwrap().is_err());
+        assert!(!s.step_over_corrupt_payload());
+        assert!(s.next().is_none());
     }
 }

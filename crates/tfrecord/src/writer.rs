@@ -1,9 +1,9 @@
-//! Writing TFRecords, and writing files atomically.
+//! Writing TFRecords.
 
-use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use sparky_io::AtomicFile;
 
 use crate::compression::{Compression, Encoder};
 use crate::crc::masked_crc32c;
@@ -80,169 +80,6 @@ impl<W: Write> RecordWriter<W> {
     }
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A file that appears at its final path only once it is complete.
-///
-/// Bytes go to a hidden temporary file in the same folder
-/// (`.NAME.PID-N.tmp`). [`commit`](Self::commit) flushes and syncs it,
-/// renames it over `path` and syncs the folder. Dropped without a commit (an
-/// error, a panic), the temporary file is removed. A killed process leaves
-/// at most a `.tmp` file, never a complete-looking partial file.
-///
-/// ```
-/// use std::io::Write;
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("out.txt");
-/// let mut f = sparky_tfrecord::AtomicFile::create(&path).unwrap();
-/// f.write_all(b"done").unwrap();
-/// assert!(!path.exists());
-/// f.commit().unwrap();
-/// assert_eq!(std::fs::read(&path).unwrap(), b"done");
-/// ```
-#[derive(Debug)]
-pub struct AtomicFile {
-    file: Option<File>,
-    temp: PathBuf,
-    path: PathBuf,
-}
-
-impl AtomicFile {
-    /// Starts writing what will become `path`.
-    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::File {
-                path: path.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
-            })?
-            .to_string_lossy()
-            .into_owned();
-        // Renaming over a device or a named pipe would replace it: refuse.
-        if let Ok(meta) = fs::metadata(&path)
-            && !meta.is_file()
-        {
-            return Err(Error::File {
-                path,
-                source: io::Error::new(io::ErrorKind::InvalidInput, "exists and is not a regular file"),
-            });
-        }
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|source| Error::File { path: temp.clone(), source })?;
-        Ok(Self { file: Some(file), temp, path })
-    }
-
-    /// The final path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The temporary path being written.
-    #[must_use]
-    pub fn temp_path(&self) -> &Path {
-        &self.temp
-    }
-
-    /// Renames the file into place without syncing it first: another
-    /// process never sees a partial file under the final name, but after an
-    /// operating-system crash the file may be incomplete. For bulk outputs
-    /// whose completion is marked by a separate, synced marker.
-    pub fn commit_unsynced(mut self) -> Result<()> {
-        let file = self.file.take().expect("present until commit");
-        drop(file);
-        fs::rename(&self.temp, &self.path).map_err(|source| Error::File { path: self.path.clone(), source })
-    }
-
-    /// Syncs the data, renames the file into place and syncs the folder.
-    pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().expect("present until commit");
-        let err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::File { path, source }
-        };
-        file.sync_all().map_err(err(&self.temp))?;
-        drop(file);
-        fs::rename(&self.temp, &self.path).map_err(err(&self.path))?;
-        sync_parent(&self.path).map_err(err(&self.path))?;
-        Ok(())
-    }
-}
-
-/// Syncs the folder holding `path`, so that a rename into it is durable.
-fn sync_parent(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(parent)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.as_mut().expect("present until commit").write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.as_mut().expect("present until commit").write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().expect("present until commit").flush()
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.temp);
-        }
-    }
-}
-
-/// Flushes files already renamed into place (see
-/// [`AtomicFile::commit_unsynced`]) to disk, several at a time, then their
-/// folders: one wait for the slowest instead of one per file.
-pub fn sync_all(paths: &[PathBuf]) -> Result<()> {
-    let sync_one = |p: &Path| {
-        File::open(p).and_then(|f| f.sync_all()).map_err(|source| Error::File { path: p.to_path_buf(), source })
-    };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = paths
-            .chunks(paths.len().div_ceil(8).max(1))
-            .map(|group| s.spawn(move || group.iter().try_for_each(|p| sync_one(p))))
-            .collect();
-        handles.into_iter().try_for_each(|h| h.join().expect("sync thread panicked"))
-    })?;
-    let mut dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in dirs {
-        sync_parent(&d.join("x")).map_err(|source| Error::File { path: d.to_path_buf(), source })?;
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
-    let mut f = AtomicFile::create(path)?;
-    // Errors name the file being written, not its temporary name.
-    f.write_all(bytes).map_err(|source| Error::File { path: f.path().to_path_buf(), source })?;
-    f.commit()
-}
-
 /// What a finished [`FileWriter`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileSummary {
@@ -280,7 +117,7 @@ impl FileWriter {
     /// Starts the file at `path` with the given compression.
     pub fn create(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = AtomicFile::create(&path)?;
+        let file = AtomicFile::create(&path).map_err(Error::Output)?;
         let sink = compression.encoder(BufWriter::with_capacity(WRITE_BUFFER, file));
         Ok(Self { inner: RecordWriter::new(sink), path })
     }
@@ -315,8 +152,8 @@ impl FileWriter {
         let encoder = self.inner.into_inner().map_err(err)?;
         let buffered = encoder.finish().map_err(err)?;
         let file = buffered.into_inner().map_err(|e| err(e.into_error()))?;
-        let file_bytes = file.file.as_ref().expect("present until commit").metadata().map_err(err)?.len();
-        file.commit()?;
+        let file_bytes = std::fs::metadata(file.temp_path()).map_err(err)?.len();
+        file.commit().map_err(Error::Output)?;
         Ok(FileSummary { records, record_bytes, file_bytes })
     }
 }
@@ -324,43 +161,6 @@ impl FileWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_file_is_invisible_until_commit_and_cleaned_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("part-r-00000.tfrecord");
-        {
-            let mut f = AtomicFile::create(&path).unwrap();
-            f.write_all(b"partial").unwrap();
-            assert!(f.temp_path().exists());
-            assert!(!f.temp_path().file_name().unwrap().to_string_lossy().starts_with("part-"));
-            // dropped without commit
-        }
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "temporary file left behind");
-        write_atomic(&path, b"v1").unwrap();
-        write_atomic(&path, b"v2").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"v2");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn atomic_file_refuses_to_replace_what_is_not_a_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = AtomicFile::create(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("not a regular file"), "{e}");
-        #[cfg(unix)]
-        {
-            let e = AtomicFile::create("/dev/null").unwrap_err();
-            assert!(e.to_string().contains("/dev/null"), "{e}");
-        }
-    }
-
-    #[test]
-    fn atomic_file_in_missing_folder_names_the_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = AtomicFile::create(dir.path().join("no/such/x")).unwrap_err();
-        assert!(e.to_string().contains("no/such"), "{e}");
-    }
 
     #[test]
     fn file_writer_every_compression() {
@@ -374,7 +174,7 @@ mod tests {
             }
             let s = w.finish().unwrap();
             assert_eq!(s.records, 1000);
-            assert_eq!(s.file_bytes, fs::metadata(&path).unwrap().len());
+            assert_eq!(s.file_bytes, std::fs::metadata(&path).unwrap().len());
             if c == Compression::None {
                 assert_eq!(s.file_bytes, s.record_bytes);
             } else {

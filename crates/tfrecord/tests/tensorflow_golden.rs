@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use sparky_io::MappedFile;
 use sparky_tfrecord::example::{ExampleView, FeatureRef};
-use sparky_tfrecord::{Compression, Error, MappedFile, ReaderOptions, RecordReader};
+use sparky_tfrecord::{Compression, Error, ReaderOptions, RecordReader, SliceReader};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tensorflow")
@@ -36,7 +37,7 @@ fn stream(path: &Path, opts: ReaderOptions) -> (Vec<Vec<u8>>, Option<Error>) {
 fn mapped(path: &Path) -> (Vec<Vec<u8>>, Option<Error>) {
     let file = MappedFile::open(path).unwrap();
     let mut out = Vec::new();
-    for r in file.records() {
+    for r in SliceReader::new(file.bytes()).with_path(path) {
         match r {
             Ok(p) => out.push(p.to_vec()),
             Err(e) => return (out, Some(e)),

@@ -1,7 +1,8 @@
 //! The training job behind `criteo-train`: the guide's TensorFlow trainer,
 //! natively.
 //!
-//! [`run`] reads the `part-*` files criteo-prepare wrote, trains a
+//! [`run`] opens the prepared training and evaluation folders (checked
+//! against what criteo-prepare recorded, with `sparky-prepared`), trains a
 //! [`sparky_linear`] model on every core, evaluates it on the evaluation
 //! folder every `eval_every` steps and at the end, logs scalars for
 //! TensorBoard (training loss in `JOB_DIR`, evaluation metrics in
@@ -9,10 +10,12 @@
 //! the newest checkpoint when rerun), writes `JOB_DIR/metrics.json`, and
 //! exports the model to `JOB_DIR/export/Servo/<seconds>/`.
 //!
-//! Work is split into blocks of about [`data::BLOCK_BYTES`] bytes, taken by the
-//! threads in an order shuffled per epoch with the seed. Training runs in
-//! rounds between logging points; between rounds the main thread evaluates,
-//! checkpoints or stops. With one thread, a run is exactly reproducible.
+//! Work is split into the reader's blocks (about
+//! [`sparky_prepared::reader::BLOCK_BYTES`] each), taken by the threads in an
+//! order shuffled per epoch with the seed. Training runs in rounds between
+//! logging points; between rounds the main thread evaluates, checkpoints or
+//! stops. With one thread, a run is exactly reproducible. Every whole pass
+//! over a folder is checked against the rows `_prepare.json` recorded.
 
 pub mod data;
 
@@ -22,22 +25,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use sparky_criteo::artifacts;
-use sparky_criteo::prepare::read_prepared;
 use sparky_events::EventWriter;
 use sparky_export::{CHECKPOINT_TYPE, ExportError, envelope};
-use sparky_linear::layout::{NUM_CAT, NUM_INT};
-use sparky_linear::{CatEncoding, Evaluator, IntTransform, Layout, Metrics, OptimizerConfig, SharedModel, Worker};
+use sparky_io::{Access, DirLock, Progress, Unit};
+use sparky_linear::train::LossStats;
+use sparky_linear::{
+    CatEncoding, Evaluator, IntTransform, Layout, Metrics, ModelError, OptimizerConfig, SharedModel, Worker,
+};
+use sparky_prepared::reader::BLOCK_BYTES;
+use sparky_prepared::{
+    BadKind, BadRecord, CheckedArtifacts, Flow, Item, OpenOptions, PreparedDir, PreparedError, ReadError, Reader, Row,
+    RowDecoder,
+};
 use sparky_proto::sparky::model::v1 as pb;
-use sparky_tfrecord::example::{ExampleError, Int64SchemaDecoder};
-
-use crate::data::{Dataset, Flow, Row};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    /// I/O on a file or folder.
+    /// I/O on a file or folder of the job.
     #[error("{}: {source}", path.display())]
     Io {
         /// The path.
@@ -46,42 +52,48 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// No `part-*` files.
-    #[error("{}: no part-* files to read (run criteo-prepare first)", .0.display())]
-    NoData(PathBuf),
-    /// A corrupt record.
+    /// Locking the job folder or writing a file of it failed.
     #[error(transparent)]
-    Record(#[from] sparky_tfrecord::Error),
-    /// An Example without the expected features.
-    #[error("{}: {at}: {source}", path.display())]
-    Example {
-        /// The file.
-        path: PathBuf,
-        /// Which record: "record at byte N" or "record N".
-        at: String,
-        /// What is wrong.
-        #[source]
-        source: ExampleError,
+    Output(#[from] sparky_io::Error),
+    /// A prepared folder is not complete, or not usable here.
+    #[error(transparent)]
+    Prepared(#[from] PreparedError),
+    /// Reading prepared records failed (damaged framing, an altered part).
+    #[error(transparent)]
+    Read(ReadError),
+    /// A record whose payload fails its checksum (without `--skip-corrupt-records`).
+    #[error(transparent)]
+    Record(sparky_tfrecord::Error),
+    /// A record that is not a usable labelled row.
+    #[error(transparent)]
+    BadRow(Box<BadRecord>),
+    /// No prepared rows to train or evaluate on.
+    #[error("{}: no rows to {what} (the prepared folder is empty)", dir.display())]
+    NoRows {
+        /// The folder.
+        dir: PathBuf,
+        /// "train on" or "evaluate on".
+        what: &'static str,
     },
-    /// A label other than 0 or 1.
-    #[error("{}: {at}: label \"clicked\" is {value}, expected 0 or 1", path.display())]
-    Label {
-        /// The file.
-        path: PathBuf,
-        /// Which record: "record at byte N" or "record N".
-        at: String,
-        /// The value found.
-        value: i64,
-    },
-    /// Preprocessing artifacts could not be found or loaded.
-    #[error("{0}")]
-    Artifacts(String),
+    /// Where the preprocessing artifacts are is not recorded.
+    #[error("{}: no _prepare.json says where the preprocessing artifacts are; pass --artifact-dir", .0.display())]
+    NoArtifacts(PathBuf),
     /// A model file.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// A setting out of range, or a layout too large.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// A setting out of range.
-    #[error("{0}")]
-    Config(String),
+    #[error("{name} must be {range}, got {value}")]
+    Setting {
+        /// The setting, as the command line names it.
+        name: &'static str,
+        /// The valid range, in words.
+        range: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// Training produced non-finite weights or loss.
     #[error(
         "training diverged at step {step}: {what}; nothing was checkpointed or exported from this point (lower --learning-rate)"
@@ -90,11 +102,43 @@ pub enum TrainError {
         /// The global step.
         step: u64,
         /// What went non-finite.
+        what: &'static str,
+    },
+    /// The job folder's newest checkpoint cannot be resumed with these settings.
+    #[error("{}: the checkpoint was trained with {what}; pass --overwrite to start afresh", path.display())]
+    Resume {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What differs, in words.
         what: String,
     },
-    /// The job folder holds another run and `--overwrite` was not given.
-    #[error("{0}")]
-    Resume(String),
+    /// A checkpoint that cannot be used.
+    #[error("{}: {source}", path.display())]
+    Checkpoint {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What is inconsistent.
+        #[source]
+        source: ModelError,
+    },
+}
+
+impl From<ReadError> for TrainError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Bad(b) => TrainError::from(b),
+            other => TrainError::Read(other),
+        }
+    }
+}
+
+impl From<Box<BadRecord>> for TrainError {
+    fn from(b: Box<BadRecord>) -> Self {
+        match b.kind {
+            BadKind::Checksum(e) => TrainError::Record(e),
+            _ => TrainError::BadRow(b),
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -113,6 +157,9 @@ pub struct TrainConfig {
     pub eval_dir: PathBuf,
     /// The preprocessing artifacts; found from `train_dir/_prepare.json` when `None`.
     pub artifact_dir: Option<PathBuf>,
+    /// Read prepared folders that are not complete prepare runs (see
+    /// [`OpenOptions::allow_incomplete`]).
+    pub allow_incomplete: bool,
     /// Examples per mini-batch (per thread).
     pub batch_size: usize,
     /// Stop when the global step reaches this.
@@ -157,6 +204,7 @@ impl TrainConfig {
             train_dir,
             eval_dir,
             artifact_dir: None,
+            allow_incomplete: false,
             batch_size: 256,
             train_steps: None,
             epochs: None,
@@ -175,7 +223,26 @@ impl TrainConfig {
             flags: BTreeMap::new(),
         }
     }
+
+    fn validate(&self) -> Result<(), TrainError> {
+        let setting = |name, range, value: String| Err(TrainError::Setting { name, range, value });
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return setting("--batch-size", "between 1 and 1048576", self.batch_size.to_string());
+        }
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return setting("--threads", "between 1 and 1024", self.threads.to_string());
+        }
+        if self.epochs == Some(0) {
+            return setting("--epochs", "at least 1", "0".into());
+        }
+        Ok(())
+    }
 }
+
+/// The largest mini-batch accepted.
+pub const MAX_BATCH: usize = 1 << 20;
+/// The most threads accepted.
+pub const MAX_THREADS: usize = 1024;
 
 /// A line of progress, for the binary to show.
 #[derive(Debug, Clone, Serialize)]
@@ -235,98 +302,117 @@ pub fn checkpoint_dir(job_dir: &Path) -> PathBuf {
     job_dir.join("checkpoints")
 }
 
-/// The newest checkpoint of a job: (step, path).
-pub fn newest_checkpoint(job_dir: &Path) -> Option<(u64, PathBuf)> {
-    std::fs::read_dir(checkpoint_dir(job_dir))
-        .ok()?
+/// The checkpoints of a job, oldest first: (step, path).
+fn checkpoints(job_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut all: Vec<(u64, PathBuf)> = std::fs::read_dir(checkpoint_dir(job_dir))
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let step = name.strip_prefix("ckpt-")?.strip_suffix(".pb")?.parse::<u64>().ok()?;
             Some((step, e.path()))
         })
-        .max_by_key(|(s, _)| *s)
+        .collect();
+    all.sort();
+    all
 }
 
-/// Finds the artifacts of a prepared folder, and checks that another
-/// prepared folder used the same ones.
-fn find_artifacts(cfg: &TrainConfig) -> Result<PathBuf, TrainError> {
-    let recorded = |dir: &Path| read_prepared(dir).ok();
-    let train = recorded(&cfg.train_dir);
-    let dir = match (&cfg.artifact_dir, &train) {
-        (Some(d), _) => d.clone(),
-        (None, Some(p)) => p.artifacts.dir.clone(),
-        (None, None) => {
-            return Err(TrainError::Artifacts(format!(
-                "{}: no _prepare.json says where the preprocessing artifacts are; pass --artifact-dir",
-                cfg.train_dir.display()
-            )));
-        }
+/// The newest checkpoint of a job: (step, path).
+#[must_use]
+pub fn newest_checkpoint(job_dir: &Path) -> Option<(u64, PathBuf)> {
+    checkpoints(job_dir).pop()
+}
+
+/// The data and artifacts of a run, checked.
+struct Inputs {
+    train: Reader,
+    eval: Reader,
+    artifacts: CheckedArtifacts,
+}
+
+/// Opens the training and evaluation folders and finds and checks the
+/// artifacts both were prepared with (once).
+fn open_inputs(cfg: &TrainConfig) -> Result<Inputs, TrainError> {
+    let opts = OpenOptions { allow_incomplete: cfg.allow_incomplete };
+    let train = PreparedDir::open(&cfg.train_dir, opts)?;
+    let eval = PreparedDir::open(&cfg.eval_dir, opts)?;
+    train.require_labels("training needs labelled data (criteo-prepare --mode train or evaluate)")?;
+    eval.require_labels("evaluation needs labelled data (criteo-prepare --mode evaluate)")?;
+    let artifacts = match &cfg.artifact_dir {
+        Some(dir) => sparky_prepared::artifacts::verify(dir).map_err(PreparedError::from)?,
+        None => train.artifacts()?.ok_or_else(|| TrainError::NoArtifacts(cfg.train_dir.clone()))?,
     };
-    let loaded_crc = crc32c_of(&dir.join(artifacts::MANIFEST_FILE))
-        .map_err(|e| TrainError::Artifacts(format!("{}: {e}", dir.join(artifacts::MANIFEST_FILE).display())))?;
-    for (what, p) in [("training", train), ("evaluation", recorded(&cfg.eval_dir))] {
-        if let Some(p) = p {
-            if p.artifacts.manifest_crc32c != loaded_crc {
-                return Err(TrainError::Artifacts(format!(
-                    "the {what} data was prepared with other artifacts than those in {} (its _prepare.json names {}); prepare both with the same --model",
-                    dir.display(),
-                    p.artifacts.dir.display()
-                )));
-            }
-            if p.mode == "predict" {
-                return Err(TrainError::Artifacts(format!(
-                    "the {what} data was prepared in predict mode: it has no labels"
-                )));
-            }
+    train.check_artifacts(&artifacts)?;
+    eval.check_artifacts(&artifacts)?;
+    for (dir, what) in [(&train, "train on"), (&eval, "evaluate on")] {
+        if dir.recorded_rows() == Some(0) {
+            return Err(TrainError::NoRows { dir: dir.dir().to_path_buf(), what });
         }
     }
-    Ok(dir)
+    Ok(Inputs {
+        train: Reader::new(&train, BLOCK_BYTES, Access::Normal)?,
+        eval: Reader::new(&eval, BLOCK_BYTES, Access::Sequential)?,
+        artifacts,
+    })
 }
 
-/// CRC32C of a file, as criteo-prepare records for the artifact manifest.
-fn crc32c_of(path: &Path) -> std::io::Result<u32> {
-    Ok(crc32c::crc32c(&std::fs::read(path)?))
-}
-
-/// Scores every example of a dataset with a snapshot of the model.
-pub fn evaluate(model: &sparky_linear::LinearModel, data: &Dataset, threads: usize) -> Result<Metrics, TrainError> {
+/// Scores every example of a folder with a snapshot of the model, and checks
+/// the records read against the record.
+///
+/// # Errors
+/// A record that cannot be read or used; counts that differ from the record;
+/// no rows at all.
+pub fn evaluate(
+    model: &sparky_linear::LinearModel,
+    data: &Reader,
+    sizes: [u64; sparky_prepared::NUM_CAT],
+    threads: usize,
+) -> Result<Metrics, TrainError> {
     let next = AtomicUsize::new(0);
-    let results: Vec<Result<Evaluator, TrainError>> = std::thread::scope(|s| {
+    let results: Vec<Result<(Evaluator, Vec<u64>), TrainError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 s.spawn(|| {
-                    let mut decoder = Int64SchemaDecoder::new(&data::feature_names());
+                    let mut decoder = RowDecoder::new(Some(sizes)).labelled();
+                    let mut row = Row::default();
                     let mut eval = Evaluator::new();
+                    let mut counts = vec![0u64; data.parts().len()];
                     loop {
                         let b = next.fetch_add(1, Ordering::Relaxed);
-                        if b >= data.blocks() {
+                        if b >= data.blocks().len() {
                             break;
                         }
-                        data.read_block(b, &mut decoder, |row| {
-                            let (ints, ids) = split(row);
-                            eval.add(model.logit(ints, ids), row[0] == 1);
-                            Flow::Continue
+                        let stats = data.read_block(b, &mut decoder, &mut row, |item| match item {
+                            Item::Row(r) => {
+                                eval.add(model.logit(r.ints(), r.ids()), r.label() == Some(true));
+                                Ok(Flow::Continue)
+                            }
+                            Item::Bad(b) => Err(TrainError::from(Box::new(b))),
                         })?;
+                        counts[stats.part] += stats.records;
                     }
-                    Ok(eval)
+                    Ok((eval, counts))
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("evaluation thread panicked")).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     });
     let mut all = Evaluator::new();
+    let mut counts = vec![0u64; data.parts().len()];
     for r in results {
-        all.merge(r?);
+        let (e, c) = r?;
+        all.merge(e);
+        counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+    }
+    data.check_counts(&counts)?;
+    if all.is_empty() {
+        return Err(TrainError::NoRows {
+            dir: data.parts().first().and_then(|p| p.path.parent()).map(Path::to_path_buf).unwrap_or_default(),
+            what: "evaluate on",
+        });
     }
     Ok(all.finish())
-}
-
-#[inline]
-fn split(row: &Row) -> (&[i64; NUM_INT], &[i64; NUM_CAT]) {
-    let ints: &[i64; NUM_INT] = row[1..=NUM_INT].try_into().expect("13 integers");
-    let ids: &[i64; NUM_CAT] = row[1 + NUM_INT..].try_into().expect("26 ids");
-    (ints, ids)
 }
 
 /// State of the epoch loop, saved in checkpoints.
@@ -337,39 +423,25 @@ struct Position {
     examples: u64,
 }
 
-/// Runs training. `stop` requests a clean early end (a signal handler sets
-/// it): the current steps finish, then the model is evaluated, checkpointed
-/// and exported. `log` receives progress lines.
-pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Result<TrainSummary, TrainError> {
-    let t0 = Instant::now();
-    if cfg.batch_size == 0 {
-        return Err(TrainError::Config("--batch-size must be at least 1".into()));
-    }
-    if cfg.threads == 0 {
-        return Err(TrainError::Config("--threads must be at least 1".into()));
-    }
-    let opt = cfg.optimizer.validate().map_err(TrainError::Config)?;
-    let artifact_dir = find_artifacts(cfg)?;
-    // The vocabulary sizes and intact files are all training needs: the ids
-    // are in the data already.
-    let (manifest, _) = artifacts::verify(&artifact_dir).map_err(|e| TrainError::Artifacts(e.to_string()))?;
-    let sizes = manifest.sizes_in_order().map_err(|e| {
-        TrainError::Artifacts(format!("{}: {e}", artifact_dir.join(artifacts::MANIFEST_FILE).display()))
-    })?;
-    let layout = Layout::new(cfg.int_transform, cfg.cat_encoding, &sizes);
+/// The model to train: new, or resumed from the job's newest checkpoint.
+struct Start {
+    shared: SharedModel,
+    pos: Position,
+    resumed_from: Option<u64>,
+}
 
-    let train = Dataset::open(&cfg.train_dir, cfg.skip_corrupt)?;
-    let eval = Dataset::open(&cfg.eval_dir, cfg.skip_corrupt)?;
-
-    // Start afresh or resume.
-    let ckdir = checkpoint_dir(&cfg.job_dir);
-    if cfg.overwrite && cfg.job_dir.exists() {
-        for sub in [ckdir.clone(), cfg.job_dir.join("eval")] {
+/// Clears a job folder for `--overwrite`, then starts a model afresh or
+/// resumes the newest checkpoint, which must match the layout and optimizer.
+fn start_or_resume(cfg: &TrainConfig, job: &DirLock, layout: Layout, blocks: usize) -> Result<Start, TrainError> {
+    let opt = cfg.optimizer.validate()?;
+    let ckdir = checkpoint_dir(job.path());
+    if cfg.overwrite {
+        for sub in [ckdir.clone(), job.path().join("eval")] {
             if sub.exists() {
                 std::fs::remove_dir_all(&sub).map_err(io_err(&sub))?;
             }
         }
-        for e in std::fs::read_dir(&cfg.job_dir).map_err(io_err(&cfg.job_dir))?.filter_map(Result::ok) {
+        for e in std::fs::read_dir(job.path()).map_err(io_err(job.path()))?.filter_map(Result::ok) {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with("events.out.tfevents.") || n == "metrics.json" {
                 std::fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
@@ -377,33 +449,155 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         }
     }
     std::fs::create_dir_all(&ckdir).map_err(io_err(&ckdir))?;
-    let (shared, mut pos, resumed_from) = match newest_checkpoint(&cfg.job_dir) {
-        Some((step, path)) => {
-            let ck: pb::Checkpoint = envelope::read(&path, CHECKPOINT_TYPE)?;
-            let shared = SharedModel::from_checkpoint(&ck)
-                .map_err(|e| TrainError::Resume(format!("{}: {e}", path.display())))?;
-            if *shared.layout() != layout {
-                return Err(TrainError::Resume(format!(
-                    "{}: the checkpoint was trained with other preprocessing artifacts or feature settings; pass --overwrite to start afresh",
-                    path.display()
-                )));
-            }
-            if shared.optimizer().kind != cfg.optimizer.kind {
-                return Err(TrainError::Resume(format!(
-                    "{}: the checkpoint was trained with {:?}, not {:?}; pass --overwrite to start afresh",
-                    path.display(),
-                    shared.optimizer().kind,
-                    cfg.optimizer.kind
-                )));
-            }
-            let blocks = if ck.blocks_in_epoch as usize <= train.blocks() { ck.blocks_in_epoch } else { 0 };
-            (shared, Position { epoch: ck.epoch, blocks_done: blocks, examples: ck.examples_seen }, Some(step))
-        }
-        None => (SharedModel::new(layout, opt), Position { epoch: 0, blocks_done: 0, examples: 0 }, None),
+    job.remove_stale_temps_in(&ckdir)?;
+    let Some((step, path)) = newest_checkpoint(job.path()) else {
+        let pos = Position { epoch: 0, blocks_done: 0, examples: 0 };
+        return Ok(Start { shared: SharedModel::new(layout, opt), pos, resumed_from: None });
     };
+    let ck: pb::Checkpoint = envelope::read(&path, CHECKPOINT_TYPE)?;
+    let shared =
+        SharedModel::from_checkpoint(&ck).map_err(|source| TrainError::Checkpoint { path: path.clone(), source })?;
+    let resume = |what: String| TrainError::Resume { path: path.clone(), what };
+    if *shared.layout() != layout {
+        return Err(resume("other preprocessing artifacts or feature settings".into()));
+    }
+    if shared.optimizer().kind != cfg.optimizer.kind {
+        return Err(resume(format!("{:?}, not {:?}", shared.optimizer().kind, cfg.optimizer.kind)));
+    }
+    let blocks_done = if ck.blocks_in_epoch as usize <= blocks { ck.blocks_in_epoch } else { 0 };
+    let pos = Position { epoch: ck.epoch, blocks_done, examples: ck.examples_seen };
+    Ok(Start { shared, pos, resumed_from: Some(step) })
+}
 
-    let mut train_events = EventWriter::create(&cfg.job_dir).map_err(io_err(&cfg.job_dir))?;
-    let eval_dir = cfg.job_dir.join("eval");
+/// What the threads of one round did.
+#[derive(Default)]
+struct Round {
+    loss: LossStats,
+    examples: u64,
+    skipped: u64,
+    /// Records read per part, from blocks read whole.
+    records: Vec<u64>,
+}
+
+/// Trains until the next logging point, the end of the epoch, the step limit
+/// or a stop request, each thread taking blocks in `order` from `claimed`.
+#[allow(clippy::too_many_arguments)]
+fn train_round(
+    cfg: &TrainConfig,
+    shared: &SharedModel,
+    train: &Reader,
+    sizes: [u64; sparky_prepared::NUM_CAT],
+    workers: &mut [Worker<'_>],
+    order: &[usize],
+    claimed: &AtomicU64,
+    progress: &Progress,
+) -> Result<Round, TrainError> {
+    let total_blocks = order.len() as u64;
+    let target = ((shared.global_step() / cfg.log_every.max(1)) + 1) * cfg.log_every.max(1);
+    let limit = cfg.train_steps.unwrap_or(u64::MAX);
+    let pause = AtomicBool::new(false);
+    let parts = train.parts().len();
+    let outcomes: Vec<Result<Round, TrainError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .map(|worker| {
+                let pause = &pause;
+                s.spawn(move || {
+                    let mut decoder = RowDecoder::new(Some(sizes)).labelled();
+                    let mut row = Row::default();
+                    let mut round = Round { records: vec![0; parts], ..Round::default() };
+                    let mut hard_stop = false;
+                    while !pause.load(Ordering::Relaxed) && !hard_stop {
+                        let k = claimed.fetch_add(1, Ordering::Relaxed);
+                        if k >= total_blocks {
+                            break;
+                        }
+                        let read = train.read_block(order[k as usize], &mut decoder, &mut row, |item| {
+                            let r = match item {
+                                Item::Row(r) => r,
+                                Item::Bad(b) if cfg.skip_corrupt && b.is_checksum() => {
+                                    round.skipped += 1;
+                                    return Ok(Flow::Continue);
+                                }
+                                Item::Bad(b) => return Err(TrainError::from(Box::new(b))),
+                            };
+                            let (_, stepped) = worker.train(r.ints(), r.ids(), r.label() == Some(true));
+                            round.examples += 1;
+                            if stepped {
+                                let step = shared.global_step();
+                                if step >= limit || progress.stop_requested() || shared.diverged() {
+                                    // Exact stops: the step limit, a signal, divergence.
+                                    hard_stop = true;
+                                    pause.store(true, Ordering::Relaxed);
+                                    return Ok(Flow::Stop);
+                                }
+                                if step >= target {
+                                    // Soft stop (a logging point): finish this block first.
+                                    pause.store(true, Ordering::Relaxed);
+                                }
+                            }
+                            Ok(Flow::Continue)
+                        });
+                        match read {
+                            Ok(stats) if stats.complete => round.records[stats.part] += stats.records,
+                            Ok(_) => {}
+                            Err(e) => {
+                                // Stop the other threads too.
+                                pause.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    round.loss = worker.take_stats();
+                    Ok(round)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    let mut all = Round { records: vec![0; parts], ..Round::default() };
+    for o in outcomes {
+        let r = o?;
+        all.loss.loss_sum += r.loss.loss_sum;
+        all.loss.examples += r.loss.examples;
+        all.examples += r.examples;
+        all.skipped += r.skipped;
+        all.records.iter_mut().zip(r.records).for_each(|(a, b)| *a += b);
+    }
+    Ok(all)
+}
+
+/// Runs training. `progress` counts the examples trained on; a stop request
+/// in it (a signal) ends the run early but cleanly: the current steps
+/// finish, then the model is evaluated, checkpointed and exported. `log`
+/// receives progress lines.
+///
+/// # Errors
+/// See [`TrainError`].
+pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Result<TrainSummary, TrainError> {
+    let t0 = Instant::now();
+    cfg.validate()?;
+    cfg.optimizer.validate()?;
+    let job = DirLock::acquire(&cfg.job_dir)?;
+    job.remove_stale_temps()?;
+    let inputs = open_inputs(cfg)?;
+    let sizes = inputs.artifacts.sizes();
+    let layout = Layout::new(cfg.int_transform, cfg.cat_encoding, &sizes)?;
+    let train = &inputs.train;
+    let total_blocks = train.blocks().len() as u64;
+    if total_blocks == 0 {
+        return Err(TrainError::NoRows { dir: cfg.train_dir.clone(), what: "train on" });
+    }
+    let Start { shared, mut pos, resumed_from } = start_or_resume(cfg, &job, layout, train.blocks().len())?;
+    let rows_per_epoch = inputs.train.parts().iter().map(|p| p.rows).sum::<Option<u64>>();
+    let planned = match (cfg.epochs, rows_per_epoch) {
+        (Some(e), Some(r)) => e.saturating_sub(pos.epoch).saturating_mul(r),
+        _ => 0,
+    };
+    progress.start("training", Unit::Rows, planned);
+
+    let mut train_events = EventWriter::create(job.path()).map_err(io_err(job.path()))?;
+    let eval_dir = job.path().join("eval");
     let mut eval_events = EventWriter::create(&eval_dir).map_err(io_err(&eval_dir))?;
 
     let planned_done = |step: u64, pos: &Position| {
@@ -415,102 +609,33 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
     let mut run_examples = 0u64;
     let mut skipped = 0u64;
     let mut last_metrics: Option<Metrics> = None;
-    let log_every = cfg.log_every.max(1);
-    let total_blocks = train.blocks() as u64;
+    // Records read per part in the current epoch, when this run read it from
+    // its start: checked against `_prepare.json` at the epoch's end.
+    let mut epoch_records: Option<Vec<u64>> = (pos.blocks_done == 0).then(|| vec![0; train.parts().len()]);
 
-    // One worker (mini-batch state) and decoder per thread, kept across
-    // rounds: a batch spans logging points, and ends only when full or at
-    // the end of an epoch.
+    // One worker (mini-batch state) per thread, kept across rounds: a batch
+    // spans logging points, and ends only when full or at the end of an epoch.
     let mut workers: Vec<Worker<'_>> = (0..cfg.threads).map(|_| Worker::new(&shared, cfg.batch_size)).collect();
-    let mut decoders: Vec<Int64SchemaDecoder> =
-        (0..cfg.threads).map(|_| Int64SchemaDecoder::new(&data::feature_names())).collect();
-    while !stop.load(Ordering::Relaxed) && !planned_done(shared.global_step(), &pos) {
-        // One round: until the next logging point, the end of the epoch, the
-        // step limit, or a stop request.
+    while !progress.stop_requested() && !planned_done(shared.global_step(), &pos) {
         let start_step = shared.global_step();
-        let target = ((start_step / log_every) + 1) * log_every;
-        let limit = cfg.train_steps.unwrap_or(u64::MAX);
-        let order = if cfg.shuffle {
-            data::shuffled(train.blocks(), cfg.seed ^ pos.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        } else {
-            (0..train.blocks()).collect()
-        };
+        let order = data::epoch_order(train.blocks().len(), cfg.seed, pos.epoch, cfg.shuffle);
         let claimed = AtomicU64::new(pos.blocks_done);
-        let pause = AtomicBool::new(false);
         let round_start = Instant::now();
-        let outcomes: Vec<Result<(sparky_linear::train::LossStats, u64, u64), TrainError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = workers
-                .iter_mut()
-                .zip(decoders.iter_mut())
-                .map(|(worker, decoder)| {
-                    let (claimed, pause, order, train, shared) = (&claimed, &pause, &order, &train, &shared);
-                    s.spawn(move || {
-                        let mut examples = 0u64;
-                        let mut skipped = 0u64;
-                        let mut hard_stop = false;
-                        while !pause.load(Ordering::Relaxed) && !hard_stop {
-                            let k = claimed.fetch_add(1, Ordering::Relaxed);
-                            if k >= total_blocks {
-                                break;
-                            }
-                            let read = train.read_block(order[k as usize], decoder, |row| {
-                                let (ints, ids) = split(row);
-                                let (_, stepped) = worker.train(ints, ids, row[0] == 1);
-                                examples += 1;
-                                if stepped {
-                                    let step = shared.global_step();
-                                    if step >= limit || stop.load(Ordering::Relaxed) || shared.diverged() {
-                                        // Exact stops: the step limit, a signal, divergence.
-                                        hard_stop = true;
-                                        pause.store(true, Ordering::Relaxed);
-                                        return Flow::Stop;
-                                    }
-                                    if step >= target {
-                                        // Soft stop (a logging point): finish this block first.
-                                        pause.store(true, Ordering::Relaxed);
-                                    }
-                                }
-                                Flow::Continue
-                            });
-                            let stats = match read {
-                                Ok(stats) => stats,
-                                Err(e) => {
-                                    // Stop the other threads too.
-                                    pause.store(true, Ordering::Relaxed);
-                                    return Err(e);
-                                }
-                            };
-                            skipped += stats.skipped;
-                        }
-                        Ok((worker.take_stats(), examples, skipped))
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("training thread panicked")).collect()
-        });
+        let round = train_round(cfg, &shared, train, sizes, &mut workers, &order, &claimed, progress)?;
+        progress.add(round.examples, round.examples);
         let secs = round_start.elapsed().as_secs_f64();
         train_seconds += secs;
-        let mut loss = sparky_linear::train::LossStats::default();
-        let mut round_examples = 0;
-        for o in outcomes {
-            let (l, e, sk) = o?;
-            loss.loss_sum += l.loss_sum;
-            loss.examples += l.examples;
-            round_examples += e;
-            skipped += sk;
+        run_examples += round.examples;
+        pos.examples += round.examples;
+        skipped += round.skipped;
+        if let Some(counts) = &mut epoch_records {
+            counts.iter_mut().zip(&round.records).for_each(|(a, b)| *a += b);
         }
-        run_examples += round_examples;
-        pos.examples += round_examples;
         let step = shared.global_step();
-        if shared.diverged() || !loss.loss_sum.is_finite() {
-            return Err(TrainError::Diverged {
-                step,
-                what: if shared.diverged() {
-                    "a weight became infinite or NaN".into()
-                } else {
-                    "the loss became infinite or NaN".into()
-                },
-            });
+        if shared.diverged() || !round.loss.loss_sum.is_finite() {
+            let what =
+                if shared.diverged() { "a weight became infinite or NaN" } else { "the loss became infinite or NaN" };
+            return Err(TrainError::Diverged { step, what });
         }
         pos.blocks_done = claimed.load(Ordering::Relaxed).min(total_blocks);
         if pos.blocks_done >= total_blocks {
@@ -518,28 +643,35 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
             for w in &mut workers {
                 w.end_batch();
             }
+            if let Some(counts) = epoch_records.take() {
+                train.check_counts(&counts)?;
+                if counts.iter().sum::<u64>() == 0 {
+                    return Err(TrainError::NoRows { dir: cfg.train_dir.clone(), what: "train on" });
+                }
+            }
+            epoch_records = Some(vec![0; train.parts().len()]);
             pos.epoch += 1;
             pos.blocks_done = 0;
         }
-        let epoch_frac = pos.epoch as f64 + pos.blocks_done as f64 / total_blocks.max(1) as f64;
-        let rate = round_examples as f64 / secs.max(1e-9);
-        if loss.examples > 0 {
+        let epoch_frac = pos.epoch as f64 + pos.blocks_done as f64 / total_blocks as f64;
+        let rate = round.examples as f64 / secs.max(1e-9);
+        if round.loss.examples > 0 {
             train_events
                 .add_scalars(
                     step,
                     &[
-                        ("loss", loss.mean()),
+                        ("loss", round.loss.mean()),
                         ("global_step/sec", (step - start_step) as f64 / secs.max(1e-9)),
                         ("examples/sec", rate),
                         ("epoch", epoch_frac),
                     ],
                 )
+                .and_then(|()| train_events.flush())
                 .map_err(io_err(train_events.path()))?;
-            train_events.flush().map_err(io_err(train_events.path()))?;
         }
-        let mut line = LogLine { step, epoch: epoch_frac, loss: loss.mean(), examples_per_sec: rate, eval: None };
+        let mut line = LogLine { step, epoch: epoch_frac, loss: round.loss.mean(), examples_per_sec: rate, eval: None };
         if step >= next_eval {
-            let m = evaluate(&shared.snapshot(), &eval, cfg.threads)?;
+            let m = evaluate(&shared.snapshot(), &inputs.eval, sizes, cfg.threads)?;
             write_eval_events(&mut eval_events, step, &m)?;
             line.eval = Some(m);
             last_metrics = Some(m);
@@ -547,11 +679,8 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         }
         log(&line);
         if last_checkpoint.elapsed().as_secs() >= cfg.checkpoint_secs {
-            save_checkpoint(cfg, &shared, pos)?;
+            save_checkpoint(cfg, &job, &shared, pos)?;
             last_checkpoint = Instant::now();
-        }
-        if round_examples == 0 && pos.blocks_done == 0 && total_blocks == 0 {
-            break;
         }
     }
 
@@ -567,44 +696,20 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
     let metrics = match last_metrics {
         Some(m) if next_eval > step && cfg.eval_every > 0 && step % cfg.eval_every == 0 => m,
         _ => {
-            let m = evaluate(&shared.snapshot(), &eval, cfg.threads)?;
+            let m = evaluate(&shared.snapshot(), &inputs.eval, sizes, cfg.threads)?;
             write_eval_events(&mut eval_events, step, &m)?;
             m
         }
     };
     log(&LogLine {
         step,
-        epoch: pos.epoch as f64 + pos.blocks_done as f64 / total_blocks.max(1) as f64,
+        epoch: pos.epoch as f64 + pos.blocks_done as f64 / total_blocks as f64,
         loss: f64::NAN,
         examples_per_sec: 0.0,
         eval: Some(metrics),
     });
-    save_checkpoint(cfg, &shared, pos)?;
-    let mf = MetricsFile {
-        log_loss: metrics.log_loss,
-        auc: metrics.auc,
-        accuracy: metrics.accuracy,
-        mean_prediction: metrics.mean_prediction,
-        label_mean: metrics.label_mean,
-        examples: metrics.examples,
-        global_step: step,
-    };
-    let mut json = serde_json::to_vec_pretty(&mf).expect("serialisable");
-    json.push(b'\n');
-    sparky_tfrecord::write_atomic(cfg.job_dir.join("metrics.json"), &json)?;
-    let export_dir = if cfg.export {
-        let model = shared.snapshot();
-        Some(sparky_export::write_export(
-            &cfg.job_dir.join("export").join("Servo"),
-            &model,
-            &artifact_dir,
-            step,
-            cfg.flags.clone(),
-            Some(metrics),
-        )?)
-    } else {
-        None
-    };
+    save_checkpoint(cfg, &job, &shared, pos)?;
+    let export_dir = finish(cfg, &job, &shared, &inputs.artifacts, step, metrics)?;
     Ok(TrainSummary {
         metrics,
         global_step: step,
@@ -615,8 +720,36 @@ pub fn run(cfg: &TrainConfig, stop: &AtomicBool, log: &dyn Fn(&LogLine)) -> Resu
         resumed_from,
         export_dir,
         skipped_records: skipped,
-        interrupted: stop.load(Ordering::Relaxed),
+        interrupted: progress.stop_requested(),
     })
+}
+
+/// Writes `metrics.json` and the export.
+fn finish(
+    cfg: &TrainConfig,
+    job: &DirLock,
+    shared: &SharedModel,
+    artifacts: &CheckedArtifacts,
+    step: u64,
+    metrics: Metrics,
+) -> Result<Option<PathBuf>, TrainError> {
+    let mf = MetricsFile {
+        log_loss: metrics.log_loss,
+        auc: metrics.auc,
+        accuracy: metrics.accuracy,
+        mean_prediction: metrics.mean_prediction,
+        label_mean: metrics.label_mean,
+        examples: metrics.examples,
+        global_step: step,
+    };
+    let mut json = serde_json::to_vec_pretty(&mf).unwrap_or_else(|_| unreachable!("plain data serialises"));
+    json.push(b'\n');
+    sparky_io::write_atomic(job.path().join("metrics.json"), &json)?;
+    if !cfg.export {
+        return Ok(None);
+    }
+    let model = shared.snapshot();
+    Ok(Some(sparky_export::write_export(job, &model, artifacts, step, cfg.flags.clone(), Some(metrics))?))
 }
 
 fn write_eval_events(w: &mut EventWriter, step: u64, m: &Metrics) -> Result<(), TrainError> {
@@ -636,21 +769,12 @@ fn write_eval_events(w: &mut EventWriter, step: u64, m: &Metrics) -> Result<(), 
 }
 
 /// Writes `ckpt-<step>.pb` and keeps the three newest.
-fn save_checkpoint(cfg: &TrainConfig, shared: &SharedModel, pos: Position) -> Result<(), TrainError> {
-    let dir = checkpoint_dir(&cfg.job_dir);
+fn save_checkpoint(cfg: &TrainConfig, job: &DirLock, shared: &SharedModel, pos: Position) -> Result<(), TrainError> {
+    let dir = checkpoint_dir(job.path());
     let step = shared.global_step();
     let ck = shared.checkpoint(pos.epoch, pos.blocks_done, pos.examples, cfg.seed);
     envelope::write(&dir.join(format!("ckpt-{step}.pb")), CHECKPOINT_TYPE, &ck)?;
-    let mut all: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(io_err(&dir))?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let s = name.strip_prefix("ckpt-")?.strip_suffix(".pb")?.parse::<u64>().ok()?;
-            Some((s, e.path()))
-        })
-        .collect();
-    all.sort();
+    let all = checkpoints(job.path());
     let n = all.len();
     for (_, p) in all.into_iter().take(n.saturating_sub(3)) {
         std::fs::remove_file(&p).map_err(io_err(&p))?;

@@ -5,11 +5,10 @@
 //! redistribution); where they are absent these tests say so and pass.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use sparky_criteo::input::Source;
 use sparky_criteo::prepare::{self, PrepareConfig, Progress};
-use sparky_criteo::schema::Mode;
+use sparky_prepared::schema::Mode;
 
 fn shared_data(name: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/criteo").join(name);
@@ -50,7 +49,7 @@ fn real_rows_reach_the_accuracy_goal() {
     c.optimizer.l1 = 5.0;
     c.optimizer.l2 = 40.0;
     c.export = false;
-    let s = sparky_trainer::run(&c, &AtomicBool::new(false), &|_| {}).unwrap();
+    let s = sparky_trainer::run(&c, &Progress::default(), &|_| {}).unwrap();
     assert_eq!(s.metrics.examples, 1000);
     assert!(s.metrics.log_loss <= 0.440, "eval log loss {}", s.metrics.log_loss);
     assert!(s.metrics.auc > 0.74, "AUC {}", s.metrics.auc);

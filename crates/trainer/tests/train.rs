@@ -2,13 +2,12 @@
 //! resuming, TensorBoard events, metrics.json, exports, stops, and bad input.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use sparky_criteo::input::Source;
 use sparky_criteo::prepare::{self, PrepareConfig, Progress};
-use sparky_criteo::schema::Mode;
 use sparky_datagen::{Generator, GeneratorConfig};
 use sparky_export::ExportDir;
+use sparky_prepared::schema::Mode;
 use sparky_trainer::{TrainConfig, TrainError};
 
 struct Fixture {
@@ -50,7 +49,7 @@ fn config(f: &Fixture, job: &str) -> TrainConfig {
 }
 
 fn train(c: &TrainConfig) -> Result<sparky_trainer::TrainSummary, TrainError> {
-    sparky_trainer::run(c, &AtomicBool::new(false), &|_| {})
+    sparky_trainer::run(c, &Progress::new(), &|_| {})
 }
 
 #[test]
@@ -141,7 +140,8 @@ fn resumes_from_the_newest_checkpoint() {
 fn a_stop_request_still_evaluates_checkpoints_and_exports() {
     let f = fixture();
     let c = config(&f, "job");
-    let stop = AtomicBool::new(true);
+    let stop = Progress::new();
+    stop.request_stop();
     let s = sparky_trainer::run(&c, &stop, &|_| {}).unwrap();
     assert!(s.interrupted);
     assert_eq!(s.metrics.examples, 4_000);
@@ -216,8 +216,12 @@ fn bad_inputs_are_named() {
     c.epochs = Some(1);
     let e = train(&c).unwrap_err();
     assert!(e.to_string().contains("predict mode"), "{e}");
-    // And without the _prepare.json, the missing label is named with file and record.
+    // Without the _prepare.json the folder is refused; read anyway, the
+    // missing label is named with file and record.
     std::fs::remove_file(f.path("test/_prepare.json")).unwrap();
+    let e = train(&c).unwrap_err();
+    assert!(e.to_string().contains("_prepare.json"), "{e}");
+    c.allow_incomplete = true;
     let e = train(&c).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("record at byte 0") && msg.contains("\"clicked\" is missing"), "{msg}");
