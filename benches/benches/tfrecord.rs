@@ -75,6 +75,19 @@ fn codec(c: &mut Criterion) {
             black_box(s)
         });
     });
+    g.bench_function("decode_row", |b| {
+        // The readers' decoder: the schema decoder plus label and id-range checks.
+        let mut dec = sparky_prepared::RowDecoder::new(Some([u64::MAX >> 1; 26])).labelled();
+        let mut row = sparky_prepared::Row::default();
+        b.iter(|| {
+            let mut s = 0i64;
+            for e in &examples {
+                dec.decode(e, &mut row).expect("valid");
+                s = s.wrapping_add(row.ids()[25]);
+            }
+            black_box(s)
+        });
+    });
     g.bench_function("decode_view", |b| {
         b.iter(|| {
             let mut n = 0usize;

@@ -7,8 +7,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sparky_linear::{
     CatEncoding, Evaluator, IntTransform, Layout, OptimizerConfig, OptimizerKind, SharedModel, Worker,
 };
-use sparky_prepared::schema::Mode;
-use sparky_tfrecord::example::Int64SchemaDecoder;
+use sparky_prepared::{Row, RowDecoder};
 
 fn split(r: &[i64; 40]) -> (&[i64; 13], &[i64; 26]) {
     (r[1..14].try_into().expect("13"), r[14..].try_into().expect("26"))
@@ -41,13 +40,13 @@ fn train(c: &mut Criterion) {
         SharedModel::new(layout.clone(), OptimizerConfig::defaults(OptimizerKind::Ftrl).validate().expect("valid"));
     g.bench_function("decode_and_update_ftrl", |b| {
         let mut w = Worker::new(&shared, 256);
-        let mut dec = Int64SchemaDecoder::new(&Mode::Train.feature_names());
-        let mut r = [0i64; 40];
+        // The trainer's decoder: labels and ids checked against the vocabulary.
+        let mut dec = RowDecoder::new(Some(sizes)).labelled();
+        let mut r = Row::default();
         b.iter(|| {
             for e in &examples {
                 dec.decode(e, &mut r).expect("valid");
-                let (ints, ids) = split(&r);
-                w.train(ints, ids, r[0] == 1);
+                w.train(r.ints(), r.ids(), r.label() == Some(true));
             }
             w.end_batch();
             black_box(shared.global_step())

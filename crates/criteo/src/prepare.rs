@@ -30,7 +30,6 @@ pub use sparky_prepared::folder::{
 };
 use sparky_prepared::schema::{Mode, NUM_CAT, NUM_INT, ROW_VALUES};
 use sparky_tfrecord::Compression;
-use sparky_tfrecord::crc::masked_crc32c;
 use sparky_tfrecord::example::Int64ExampleEncoder;
 
 use crate::artifacts::{self, ArtifactError};
@@ -568,17 +567,7 @@ fn write_part(
             row_values(&row, first_value, vocab, &mut values);
             rows += 1;
             match &mut writer {
-                PartWriter::Records(_) => {
-                    let start = buf.len();
-                    buf.extend_from_slice(&[0u8; sparky_tfrecord::HEADER_LEN]);
-                    encoder.encode(&values, &mut buf);
-                    let len = (buf.len() - start - sparky_tfrecord::HEADER_LEN) as u64;
-                    let payload_crc = masked_crc32c(&buf[start + sparky_tfrecord::HEADER_LEN..]);
-                    buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
-                    let len_crc = masked_crc32c(&len.to_le_bytes());
-                    buf[start + 8..start + 12].copy_from_slice(&len_crc.to_le_bytes());
-                    buf.extend_from_slice(&payload_crc.to_le_bytes());
-                }
+                PartWriter::Records(_) => sparky_tfrecord::append_record(&mut buf, |b| encoder.encode(&values, b)),
                 PartWriter::Parquet(_, cols) => {
                     for (c, v) in cols.iter_mut().zip(values) {
                         c.push(v);

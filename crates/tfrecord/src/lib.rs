@@ -71,7 +71,7 @@ pub use reader::{
     DEFAULT_MAX_RECORD_LEN, ReaderOptions, RecordReader, SliceReader, next_record_start, record_blocks,
     record_blocks_from,
 };
-pub use writer::{FileSummary, FileWriter, RecordWriter, WRITE_BUFFER};
+pub use writer::{FileSummary, FileWriter, RecordWriter, WRITE_BUFFER, append_record, record_header};
 
 /// The generated protobuf messages (`tf.train.Example` and friends).
 pub use sparky_proto::tensorflow as proto;

@@ -12,6 +12,39 @@ use crate::error::{Error, Position, Result};
 /// Size of the write buffer in front of files and encoders.
 pub const WRITE_BUFFER: usize = 256 * 1024;
 
+/// The 12-byte header of a record of `len` payload bytes: the length and
+/// its masked CRC32C.
+#[inline]
+#[must_use]
+pub fn record_header(len: u64) -> [u8; crate::HEADER_LEN] {
+    let len = len.to_le_bytes();
+    let mut header = [0u8; crate::HEADER_LEN];
+    header[..8].copy_from_slice(&len);
+    header[8..].copy_from_slice(&masked_crc32c(&len).to_le_bytes());
+    header
+}
+
+/// Appends one framed record to `out`, its payload written in place by
+/// `payload` (an encoder writing straight into the output buffer: no copy).
+///
+/// ```
+/// let mut out = Vec::new();
+/// sparky_tfrecord::append_record(&mut out, |b| b.extend_from_slice(b"abc"));
+/// let records: Vec<&[u8]> = sparky_tfrecord::SliceReader::new(&out).map(Result::unwrap).collect();
+/// assert_eq!(records, [&b"abc"[..]]);
+/// ```
+#[inline]
+pub fn append_record(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; crate::HEADER_LEN]);
+    payload(out);
+    let body = start + crate::HEADER_LEN;
+    let crc = masked_crc32c(&out[body..]);
+    let header = record_header((out.len() - body) as u64);
+    out[start..body].copy_from_slice(&header);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
 /// Writes records to any [`Write`], buffered.
 ///
 /// ```
@@ -40,11 +73,7 @@ impl<W: Write> RecordWriter<W> {
     /// CRC of the payload.
     #[inline]
     pub fn write_record(&mut self, payload: &[u8]) -> io::Result<()> {
-        let len = (payload.len() as u64).to_le_bytes();
-        let mut header = [0u8; crate::HEADER_LEN];
-        header[..8].copy_from_slice(&len);
-        header[8..].copy_from_slice(&masked_crc32c(&len).to_le_bytes());
-        self.inner.write_all(&header)?;
+        self.inner.write_all(&record_header(payload.len() as u64))?;
         self.inner.write_all(payload)?;
         self.inner.write_all(&masked_crc32c(payload).to_le_bytes())?;
         self.records += 1;
