@@ -35,7 +35,8 @@ def command(tool, args, work):
 
 
 def run(cmd):
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one
+    child process."""
     t = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
@@ -45,7 +46,7 @@ def run(cmd):
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -67,19 +68,21 @@ def main():
             out = os.path.join(args.work, tool)
             if tool != "sparky":
                 shutil.rmtree(out, ignore_errors=True)
-            wall, rss = run(command(tool, args, args.work))
-            results[tool].append((wall, rss))
-            print(f"run {r + 1} {tool:7s} {wall:7.2f} s  peak RSS {rss:7.0f} MiB  "
+            wall, rss, cpu = run(command(tool, args, args.work))
+            results[tool].append((wall, rss, cpu))
+            print(f"run {r + 1} {tool:7s} {wall:7.2f} s  peak RSS {rss:7.0f} MiB  CPU {cpu:7.2f} s  "
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
-    print(f"\nmedian of {args.runs} (wall s, peak RSS MiB):")
-    med = {t: statistics.median(w for w, _ in v) for t, v in results.items()}
+    print(f"\nmedian of {args.runs} (wall s, peak RSS MiB, CPU s):")
+    med = {t: statistics.median(w for w, _, _ in v) for t, v in results.items()}
+    cpu = {t: statistics.median(c for _, _, c in v) for t, v in results.items()}
     for t, v in results.items():
-        print(f"  {t:7s} {med[t]:7.2f} s  {statistics.median(m for _, m in v):7.0f} MiB  "
-              f"(runs: {', '.join(f'{w:.2f}' for w, _ in v)})")
+        print(f"  {t:7s} {med[t]:7.2f} s  {statistics.median(m for _, m, _ in v):7.0f} MiB  {cpu[t]:7.2f} s CPU  "
+              f"(wall of each run: {', '.join(f'{w:.2f}' for w, _, _ in v)})")
     if "sparky" in med:
         for t in tools:
             if t != "sparky":
-                print(f"  sparky is {med[t] / med['sparky']:.2f}x {t}")
+                print(f"  sparky is {med[t] / med['sparky']:.2f}x {t} in wall time, "
+                      f"{cpu[t] / cpu['sparky']:.2f}x in CPU time")
     if not args.no_check and len(tools) > 1:
         base = tools[0]
         for t in tools[1:]:

@@ -13,8 +13,10 @@ does it:
      ascending in byte order (rank 1 = most frequent);
   3. replace each categorical value by its rank, each missing integer by -10;
   4. write Parquet: INT64 columns clicked, integer-feature-1..13,
-     categorical-feature-1..26, in input order, row groups of 2^20 rows,
-     uncompressed by default (as sparky's default);
+     categorical-feature-1..26, in input order, uncompressed by default (as
+     sparky's default), row groups of the tool's default size (sparky's
+     are at most 2^20 rows and, with its 8 parts, 1/8 of the rows up to
+     8M rows);
 and the vocabulary as OUT_DIR/categorical-value-counts.csv
 (feature,value,count,rank; feature order, then rank order).
 
@@ -41,7 +43,6 @@ import duckdb
 
 INTS, CATS = 13, 26
 MISSING_INTEGER = -10
-ROW_GROUP = 1 << 20
 
 
 def q(s):
@@ -55,6 +56,7 @@ def main():
     a.add_argument("--plan", choices=["memory", "scan"], default="memory")
     a.add_argument("--vocab", choices=["per-column", "long"], default="per-column")
     a.add_argument("--compression", default="uncompressed")
+    a.add_argument("--row-group-size", type=int, default=None, help="rows per row group (default: the tool's)")
     a.add_argument("--unordered", action="store_true",
                    help="leave rows in whatever order the joins give (not the same job: sparky keeps input order)")
     a.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: its own, all cores)")
@@ -121,8 +123,9 @@ def main():
     # DuckDB's hash joins do not keep the probe side's order: sort back into
     # input order (sparky's parts keep it), unless --unordered.
     order = "" if args.unordered else f" ORDER BY r.{row}"
+    rg = f", ROW_GROUP_SIZE {args.row_group_size}" if args.row_group_size else ""
     con.execute(f"COPY (SELECT {select} FROM {source} r {joins}{order}) TO {q(part)} "
-                f"(FORMAT parquet, COMPRESSION {args.compression}, ROW_GROUP_SIZE {ROW_GROUP})")
+                f"(FORMAT parquet, COMPRESSION {args.compression}{rg})")
     steps["map+write"] = time.monotonic() - t
 
     t = time.monotonic()

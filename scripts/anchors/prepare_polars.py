@@ -12,8 +12,10 @@ does it:
      ascending in byte order (rank 1 = most frequent);
   3. replace each categorical value by its rank, each missing integer by -10;
   4. write Parquet: INT64 columns clicked, integer-feature-1..13,
-     categorical-feature-1..26, in input order, row groups of 2^20 rows,
-     uncompressed by default (as sparky's default);
+     categorical-feature-1..26, in input order, uncompressed by default (as
+     sparky's default), row groups of the tool's default size (sparky's
+     are at most 2^20 rows and, with its 8 parts, 1/8 of the rows up to
+     8M rows);
 and the vocabulary as OUT_DIR/categorical-value-counts.csv
 (feature,value,count,rank; feature order, then rank order).
 
@@ -48,7 +50,6 @@ RAW = ["label"] + [f"I{j}" for j in range(1, INTS + 1)] + [f"C{c}" for c in rang
 SCHEMA = {"label": pl.Int64, **{f"I{j}": pl.Int64 for j in range(1, INTS + 1)},
           **{f"C{c}": pl.String for c in range(1, CATS + 1)}}
 MISSING_INTEGER = -10
-ROW_GROUP = 1 << 20
 
 
 def scan(path):
@@ -122,6 +123,7 @@ def main():
                    help="join on the values' text, or on their number when every value is 8 lowercase hex "
                         "digits (Criteo's), as sparky's own tables do; auto: hex when the vocabulary allows")
     a.add_argument("--compression", default="uncompressed")
+    a.add_argument("--row-group-size", type=int, default=None, help="rows per row group (default: the tool's)")
     args = a.parse_args()
     os.makedirs(args.out, exist_ok=True)
     part = os.path.join(args.out, "part-00000.parquet")
@@ -141,7 +143,7 @@ def main():
         out = pl.concat(pl.collect_all(mapped(lf, [v.lazy() for v in vocabs], keys)), how="horizontal")
         steps["map"] = time.monotonic() - t
         t = time.monotonic()
-        out.write_parquet(part, compression=args.compression, row_group_size=ROW_GROUP)
+        out.write_parquet(part, compression=args.compression, row_group_size=args.row_group_size)
         steps["write"] = time.monotonic() - t
         rows = df.height
     else:
@@ -152,7 +154,7 @@ def main():
         t = time.monotonic()
         keys = choose_keys(args.keys, vocabs)
         pl.concat(mapped(lf, [v.lazy() for v in vocabs], keys), how="horizontal").sink_parquet(
-            part, compression=args.compression, row_group_size=ROW_GROUP, engine="streaming")
+            part, compression=args.compression, row_group_size=args.row_group_size, engine="streaming")
         steps["map+write"] = time.monotonic() - t
         rows = None
     t = time.monotonic()
