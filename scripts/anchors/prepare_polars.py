@@ -53,9 +53,11 @@ MISSING_INTEGER = -10
 
 
 def scan(path):
-    # No quoting in Criteo TSV; empty fields are nulls; short lines padded.
+    # No quoting in Criteo TSV; empty fields are nulls; short lines are padded
+    # with nulls (missing_columns="insert" keeps that so when the first line
+    # is short).
     return pl.scan_csv(path, has_header=False, separator="\t", quote_char=None, schema=SCHEMA,
-                       truncate_ragged_lines=True)
+                       truncate_ragged_lines=True, missing_columns="insert")
 
 
 def vocabulary(frame, c):
