@@ -101,21 +101,23 @@ struct Args {
     quiet: bool,
 }
 
+/// A command-line error (exit code 2), as clap reports one.
+fn usage_error(msg: &str) -> ! {
+    use clap::CommandFactory;
+    Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit()
+}
+
 fn run(args: Args) -> Result<(), PredictError> {
     let stdin = args.input.as_os_str() == "-";
     let stdout = args.output.as_os_str() == "-";
     if stdin || stdout {
         if !(stdin && stdout) {
-            return Err(PredictError::Setting {
-                name: "--input/--output",
-                what: "streaming needs both --input - and --output -".into(),
-            });
+            usage_error("streaming needs both --input - and --output - (a batch run reads files and writes a folder)");
         }
         if matches!(args.input_format, Some(InputFormatArg::Tfrecord)) || matches!(args.format, FormatArg::Parquet) {
-            return Err(PredictError::Setting {
-                name: "--input -",
-                what: "streaming reads TSV lines and writes JSON lines".into(),
-            });
+            usage_error(
+                "streaming reads TSV lines and writes JSON lines: drop --input-format tfrecord and --format parquet",
+            );
         }
         let scorer = RawScorer::new(ExportDir::load(&args.model)?)?;
         let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());

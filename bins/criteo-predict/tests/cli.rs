@@ -56,8 +56,10 @@ fn help_and_missing_model() {
     let o = predict(dir.path(), "out", &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no export found"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Standard input with an output folder is a command-line error (exit 2).
     let o = bin().args(["--model", "x", "--input", "-", "--output", "out"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--output -"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

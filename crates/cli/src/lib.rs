@@ -100,7 +100,10 @@ pub fn main_wrapper<E: std::error::Error + 'static>(name: &str, run: impl FnOnce
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "{name}: error: {}", error_chain(&e));
-            ExitCode::from(if is_interrupted(&e) { EXIT_INTERRUPTED } else { EXIT_FAILURE })
+            // A run that failed after a stop signal was stopped by it (the
+            // interrupt may sit behind a transparent error that hides it).
+            let stopped = is_interrupted(&e) || SIGNALLED.load(Ordering::SeqCst);
+            ExitCode::from(if stopped { EXIT_INTERRUPTED } else { EXIT_FAILURE })
         }
     }
 }

@@ -125,7 +125,12 @@ pub const PARTIAL_HEADER: &str = "feature,value,count";
 /// Writes the value counts of one shard of the input, for a later
 /// [`merge_partial_counts`]: CSV with header `feature,value,count`, first two
 /// pseudo-rows `__rows__,,N` and `__rejected__,,R`, then every (feature,
-/// value, count) in feature then value order. The file is written atomically.
+/// value, count) in feature then value order, and last `__crc32c__,,C`, the
+/// CRC32C of every byte before that line (a file cut short or edited is
+/// refused). The file is written atomically.
+///
+/// # Errors
+/// The file cannot be written.
 pub fn write_partial_counts(path: &Path, counts: &Counts, rejected: u64) -> Result<(), ArtifactError> {
     let mut out = Vec::new();
     out.extend_from_slice(PARTIAL_HEADER.as_bytes());
@@ -147,15 +152,49 @@ pub fn write_partial_counts(path: &Path, counts: &Counts, rejected: u64) -> Resu
             out.push(b'\n');
         }
     }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(format!("{PARTIAL_CHECKSUM},,{crc}\n").as_bytes());
     sparky_io::write_atomic(path, &out)?;
     Ok(())
 }
 
-/// Reads a partial counts file: (counts, rejected lines).
-pub fn read_partial_counts(path: &Path) -> Result<(Counts, u64), ArtifactError> {
+/// The pseudo-feature of a partial counts file's last line: its checksum.
+const PARTIAL_CHECKSUM: &str = "__crc32c__";
+
+/// Reads a partial counts file: (counts, rejected lines, its checksum).
+///
+/// # Errors
+/// A file that is not a complete partial counts file: another header, a
+/// malformed line, or a checksum line that is missing or does not match
+/// (a line removed or edited, a file cut short).
+pub fn read_partial_counts(path: &Path) -> Result<(Counts, u64, u32), ArtifactError> {
     let data = std::fs::read(path).map_err(|source| ArtifactError::Io { path: path.to_path_buf(), source })?;
     let err = |line: u64, what: String| ArtifactError::Csv { path: path.to_path_buf(), line, what };
-    let mut records = CsvRecords { data: &data, pos: 0, line: 1 };
+    // The checksum line: the last one, over every byte before it.
+    let body_end = data.strip_suffix(b"\n").and_then(|d| memchr::memrchr(b'\n', d)).map_or(0, |i| i + 1);
+    let last = std::str::from_utf8(&data[body_end..]).unwrap_or_default().trim_end();
+    let lines = memchr::memchr_iter(b'\n', &data[..body_end]).count() as u64 + 1;
+    let recorded =
+        last.strip_prefix(PARTIAL_CHECKSUM).and_then(|r| r.strip_prefix(",,")).and_then(|n| n.parse::<u32>().ok());
+    let Some(recorded) = recorded else {
+        return Err(err(
+            lines,
+            format!(
+                "the last line must be {PARTIAL_CHECKSUM},,<CRC32C>: the file is cut short or was not written by --stage count"
+            ),
+        ));
+    };
+    let crc = crc32c::crc32c(&data[..body_end]);
+    if crc != recorded {
+        return Err(err(
+            lines,
+            format!(
+                "the checksum of the lines before is {crc}, the file records {recorded}: a line was removed or edited"
+            ),
+        ));
+    }
+    let data = &data[..body_end];
+    let mut records = CsvRecords { data, pos: 0, line: 1 };
     let mut fields = Vec::new();
     match records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
         Some(_) if fields.join(&b","[..]) == PARTIAL_HEADER.as_bytes() => {}
@@ -183,7 +222,7 @@ pub fn read_partial_counts(path: &Path) -> Result<(Counts, u64), ArtifactError> 
             }
         }
     }
-    Ok((counts, rejected))
+    Ok((counts, rejected, crc))
 }
 
 /// Merges partial counts files into the artifacts train mode would have
@@ -199,8 +238,17 @@ pub fn merge_partial_counts(
     }
     let mut total = Counts::default();
     let mut rejected = 0;
+    let mut seen: Vec<(u32, &PathBuf)> = Vec::with_capacity(files.len());
     for f in files {
-        let (c, r) = read_partial_counts(f)?;
+        let (c, r, crc) = read_partial_counts(f)?;
+        // Two shards never count the same values the same way: the same file twice would count a shard twice.
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == crc) {
+            return Err(ArtifactError::Inconsistent {
+                path: f.clone(),
+                what: format!("holds the same partial counts as {}: a shard would be counted twice", first.display()),
+            });
+        }
+        seen.push((crc, f));
         total = Counts::merged(total, c);
         rejected += r;
     }
@@ -553,6 +601,19 @@ mod tests {
             files.push(f);
         }
         let merged = DirLock::acquire(&dir.path().join("merged")).unwrap();
+        // The same shard twice, or a shard with a line removed, is refused.
+        let twice = vec![files[0].clone(), files[1].clone(), files[0].clone()];
+        let e = merge_partial_counts(&twice, &merged, 2, false).unwrap_err();
+        assert!(e.to_string().contains("counted twice"), "{e}");
+        let cut = dir.path().join("cut.csv");
+        let text = std::fs::read_to_string(&files[2]).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(5);
+        std::fs::write(&cut, lines.join("\n") + "\n").unwrap();
+        let e = merge_partial_counts(&[files[0].clone(), files[1].clone(), cut], &merged, 2, false).unwrap_err();
+        assert!(e.to_string().contains("a line was removed or edited"), "{e}");
+        let e = read_partial_counts(&files[2].with_extension("nope")).unwrap_err();
+        assert!(matches!(e, ArtifactError::Io { .. }), "{e}");
         merge_partial_counts(&files, &merged, 2, false).unwrap();
         for f in [COUNTS_FILE, MANIFEST_FILE] {
             assert_eq!(

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why inputs could not be found or read.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,9 @@ pub enum InputError {
     /// A named path does not exist.
     #[error("{}: no such file or folder", .0.display())]
     NotFound(PathBuf),
+    /// An entry of an input folder that is not a file.
+    #[error("{}: not a file (inputs are files; name the files you mean, or a glob such as 'DIR/*.tsv')", .0.display())]
+    NotAFile(PathBuf),
     /// Reading failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -27,6 +32,30 @@ pub enum InputError {
     /// Mapping a file failed, or it is not a regular file.
     #[error(transparent)]
     Map(#[from] sparky_io::Error),
+    /// A GZIP input is damaged.
+    #[error("{}: at compressed byte {offset}: {source}{}", path.display(), if *trailing { " (bytes after the last complete gzip member: a damaged or concatenated file?)" } else { "" })]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// Compressed bytes consumed when the fault was found.
+        offset: u64,
+        /// True when the fault follows at least one complete member.
+        trailing: bool,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the decompressed copy of a stream input failed.
+    #[error("{input}: writing its decompressed copy into {}: {source}", dir.display())]
+    Spool {
+        /// The input, as named.
+        input: String,
+        /// The folder of the copy (the output folder).
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
@@ -94,8 +123,13 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     p == pattern.len()
 }
 
-/// Data files of a folder: regular files whose names start with neither `.`
-/// nor `_` (Hadoop's convention for markers such as `_SUCCESS`), sorted.
+/// Data files of a folder: entries whose names start with neither `.` nor
+/// `_` (Hadoop's convention for markers such as `_SUCCESS` and folders such
+/// as `_temporary`), sorted. Any other entry must be a regular file: a
+/// folder there is refused rather than silently passed over.
+///
+/// # Errors
+/// The folder cannot be read, or holds a data entry that is not a file.
 pub fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
@@ -106,9 +140,10 @@ pub fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
             continue;
         }
         let path = entry.path();
-        if path.is_file() {
-            out.push(path);
+        if !path.is_file() {
+            return Err(InputError::NotAFile(path));
         }
+        out.push(path);
     }
     out.sort();
     Ok(out)
@@ -130,11 +165,21 @@ pub fn resolve(spec: &Path) -> Result<Vec<Source>, InputError> {
         if !dir.is_dir() {
             return Err(InputError::NotFound(dir.to_path_buf()));
         }
-        let files: Vec<Source> = folder_files(dir)?
-            .into_iter()
-            .filter(|p| p.file_name().is_some_and(|n| glob_match(name.as_bytes(), n.to_string_lossy().as_bytes())))
-            .map(Source::File)
-            .collect();
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let n = entry.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with('.') || n.starts_with('_') || !glob_match(name.as_bytes(), n.as_bytes()) {
+                continue;
+            }
+            let path = entry.path();
+            if !path.is_file() {
+                return Err(InputError::NotAFile(path));
+            }
+            files.push(Source::File(path));
+        }
+        files.sort_by_key(Source::display_name);
         if files.is_empty() {
             return Err(InputError::NoMatch(text.into_owned()));
         }
@@ -153,20 +198,60 @@ pub fn resolve(spec: &Path) -> Result<Vec<Source>, InputError> {
     Err(InputError::NotFound(spec.to_path_buf()))
 }
 
-/// A reader of a source's plain bytes (decompressing `.gz`).
-pub fn open_plain(source: &Source) -> Result<Box<dyn BufRead + Send>, InputError> {
+/// A buffered reader that counts the bytes its reader consumed.
+struct Counted<R> {
+    inner: R,
+    consumed: Arc<AtomicU64>,
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A source's plain bytes, and for `.gz` the count of compressed bytes
+/// consumed so far.
+type Plain = (Box<dyn BufRead + Send>, Option<Arc<AtomicU64>>);
+
+/// A reader of a source's plain bytes (decompressing `.gz`), and for `.gz`
+/// the count of compressed bytes consumed (for error positions).
+fn open_counted(source: &Source) -> Result<Plain, InputError> {
     match source {
-        Source::Stdin => Ok(Box::new(io::BufReader::with_capacity(1 << 20, io::stdin()))),
+        Source::Stdin => Ok((Box::new(io::BufReader::with_capacity(1 << 20, io::stdin())), None)),
         Source::File(p) => {
             let f = File::open(p).map_err(io_err(p))?;
             if is_gzip(p) {
-                let gz = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, f));
-                Ok(Box::new(io::BufReader::with_capacity(1 << 20, gz)))
+                let consumed = Arc::new(AtomicU64::new(0));
+                let counted = Counted { inner: io::BufReader::with_capacity(1 << 20, f), consumed: consumed.clone() };
+                let gz = flate2::bufread::MultiGzDecoder::new(counted);
+                Ok((Box::new(io::BufReader::with_capacity(1 << 20, gz)), Some(consumed)))
             } else {
-                Ok(Box::new(io::BufReader::with_capacity(1 << 20, f)))
+                Ok((Box::new(io::BufReader::with_capacity(1 << 20, f)), None))
             }
         }
     }
+}
+
+/// A reader of a source's plain bytes (decompressing `.gz`).
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn open_plain(source: &Source) -> Result<Box<dyn BufRead + Send>, InputError> {
+    open_counted(source).map(|(r, _)| r)
 }
 
 /// A plain copy of a stream source, deleted when dropped.
@@ -177,15 +262,41 @@ pub struct Spool {
 
 impl Spool {
     /// Copies `source` into a hidden file in `dir`.
+    ///
+    /// # Errors
+    /// The source cannot be read (a damaged `.gz` names the compressed byte
+    /// where decoding failed), or the copy cannot be written.
     pub fn create(source: &Source, dir: &Path, index: usize) -> Result<Self, InputError> {
         let path = dir.join(format!(".spool-{}-{index}.tsv.tmp", std::process::id()));
         let spool = Spool { path };
-        let mut reader = open_plain(source)?;
-        let file = File::create(&spool.path).map_err(io_err(&spool.path))?;
-        let mut w = io::BufWriter::with_capacity(1 << 20, file);
+        let (mut reader, consumed) = open_counted(source)?;
         let name = source.display_name();
-        io::copy(&mut reader, &mut w).map_err(|source| InputError::Io { path: PathBuf::from(&name), source })?;
-        w.flush().map_err(io_err(&spool.path))?;
+        let spool_err = |source| InputError::Spool { input: name.clone(), dir: dir.to_path_buf(), source };
+        let file = File::create(&spool.path).map_err(spool_err)?;
+        let mut w = io::BufWriter::with_capacity(1 << 20, file);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut copied = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(match &consumed {
+                        Some(c) => InputError::Gzip {
+                            path: PathBuf::from(&name),
+                            offset: c.load(Ordering::Relaxed),
+                            trailing: copied > 0,
+                            source,
+                        },
+                        None => InputError::Io { path: PathBuf::from(&name), source },
+                    });
+                }
+            };
+            w.write_all(&buf[..n]).map_err(spool_err)?;
+            copied += n as u64;
+        }
+        w.flush().map_err(spool_err)?;
         Ok(spool)
     }
 
@@ -402,6 +513,32 @@ mod tests {
             std::fs::read_dir(dir.path())
                 .unwrap()
                 .all(|e| { !e.unwrap().file_name().to_string_lossy().starts_with(".spool") })
+        );
+    }
+
+    #[test]
+    fn gzip_with_trailing_junk_names_the_compressed_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("x.tsv.gz");
+        let mut enc = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        enc.write_all(b"a\nb\n").unwrap();
+        enc.finish().unwrap();
+        let good = std::fs::metadata(&gz).unwrap().len();
+        let mut bytes = std::fs::read(&gz).unwrap();
+        bytes.extend_from_slice(b"junk after the member");
+        std::fs::write(&gz, &bytes).unwrap();
+        let e = map_all(&[Source::File(gz.clone())], dir.path()).err().unwrap();
+        match &e {
+            InputError::Gzip { offset, trailing: true, .. } => assert!(*offset >= good, "{e}"),
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("at compressed byte") && e.to_string().contains("after the last"), "{e}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().all(|f| !f
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".spool"))
         );
     }
 }

@@ -760,6 +760,9 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 /// As [`run`].
 pub fn count_stage(cfg: &PrepareConfig, counts_file: &Path, progress: &Progress) -> Result<(u64, u64), PrepareError> {
     cfg.validate()?;
+    if counts_file.exists() && !cfg.overwrite {
+        return Err(PrepareError::OutputExists(counts_file.to_path_buf()));
+    }
     let spool = match counts_file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -389,6 +389,9 @@ pub fn write_export(
     metrics: Option<Metrics>,
 ) -> Result<PathBuf, ExportError> {
     let base = job.path().join(EXPORT_BASE);
+    if std::fs::metadata(&base).is_ok_and(|m| !m.is_dir()) {
+        return Err(sparky_io::Error::NotAFolder { path: base }.into());
+    }
     std::fs::create_dir_all(&base).map_err(io_err(&base))?;
     job.remove_stale_temps_in(&base)?;
     let mut secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

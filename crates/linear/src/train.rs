@@ -174,6 +174,8 @@ pub struct SharedModel {
     cells: Box<[AtomicU32]>,
     stride: usize,
     steps: AtomicU64,
+    /// Batches are applied only while `steps` is below this.
+    step_limit: AtomicU64,
     diverged: AtomicBool,
 }
 
@@ -194,7 +196,15 @@ impl SharedModel {
         let stride = stride_of(opt.kind);
         let cells = zeros(layout.num_weights() * stride);
         huge_pages(&cells);
-        Self { cells, stride, layout, opt, steps: AtomicU64::new(0), diverged: AtomicBool::new(false) }
+        Self {
+            cells,
+            stride,
+            layout,
+            opt,
+            steps: AtomicU64::new(0),
+            step_limit: AtomicU64::new(u64::MAX),
+            diverged: AtomicBool::new(false),
+        }
     }
 
     /// Resumes from a checkpoint (its weights, state and step count).
@@ -232,6 +242,7 @@ impl SharedModel {
             layout: model.layout,
             opt,
             steps: AtomicU64::new(ck.global_step),
+            step_limit: AtomicU64::new(u64::MAX),
             diverged: AtomicBool::new(false),
         })
     }
@@ -260,6 +271,19 @@ impl SharedModel {
     #[must_use]
     pub fn global_step(&self) -> u64 {
         self.steps.load(Ordering::Relaxed)
+    }
+
+    /// Applies batches only while the global step is below `limit`: with
+    /// several threads the step count then stops exactly there (a batch
+    /// completed past it is dropped, not applied).
+    pub fn set_step_limit(&self, limit: u64) {
+        self.step_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// True once the step limit is reached.
+    #[must_use]
+    pub fn at_step_limit(&self) -> bool {
+        self.global_step() >= self.step_limit.load(Ordering::Relaxed)
     }
 
     /// True once a weight became NaN or infinite.
@@ -423,9 +447,26 @@ impl<'a> Worker<'a> {
         (logit, false)
     }
 
-    /// Applies the (possibly partial) batch. Returns true if a step was taken.
+    /// Applies the (possibly partial) batch. Returns true if a step was
+    /// taken; false for an empty batch, or one dropped because the step limit
+    /// ([`SharedModel::set_step_limit`]) was reached.
     pub fn end_batch(&mut self) -> bool {
         if self.in_batch == 0 {
+            return false;
+        }
+        // Reserve the step first: threads racing for the last one cannot both take it.
+        let limit = self.shared.step_limit.load(Ordering::Relaxed);
+        if self
+            .shared
+            .steps
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| (s < limit).then_some(s + 1))
+            .is_err()
+        {
+            for &i in &self.touched {
+                self.grad[i as usize] = 0.0;
+            }
+            self.touched.clear();
+            self.in_batch = 0;
             return false;
         }
         // SGD steps along the batch's mean gradient; FTRL and AdaGrad take the
@@ -440,7 +481,6 @@ impl<'a> Worker<'a> {
         }
         self.touched.clear();
         self.in_batch = 0;
-        self.shared.steps.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -563,5 +603,27 @@ mod tests {
             w.train(&ints, &ids, y);
         }
         assert!(shared.diverged());
+    }
+
+    #[test]
+    fn the_step_limit_is_exact_with_racing_threads() {
+        let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]).unwrap();
+        let shared = SharedModel::new(layout, OptimizerConfig::defaults(OptimizerKind::Ftrl).validate().unwrap());
+        shared.set_step_limit(10);
+        let rows = data(4000, 3);
+        std::thread::scope(|s| {
+            for half in rows.chunks(2000) {
+                let shared = &shared;
+                s.spawn(move || {
+                    let mut w = Worker::new(shared, 7);
+                    for (ints, ids, y) in half {
+                        w.train(ints, ids, *y);
+                    }
+                    w.end_batch();
+                });
+            }
+        });
+        assert_eq!(shared.global_step(), 10);
+        assert!(shared.at_step_limit());
     }
 }

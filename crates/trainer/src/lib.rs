@@ -239,6 +239,14 @@ impl TrainConfig {
     }
 }
 
+/// A mean training log loss above this (nats; predicting 0.5 for every
+/// example scores ln 2 = 0.69) means the model diverged: its weights swing
+/// between extremes. Training stops with [`TrainError::Diverged`] rather
+/// than export such a model.
+pub const DIVERGED_LOSS: f64 = 5.0;
+/// Rounds of fewer examples are too noisy to judge divergence by.
+const DIVERGENCE_MIN_EXAMPLES: u64 = 1000;
+
 /// The largest mini-batch accepted.
 pub const MAX_BATCH: usize = 1 << 20;
 /// The most threads accepted.
@@ -523,7 +531,8 @@ fn train_round(
                             };
                             let (_, stepped) = worker.train(r.ints(), r.ids(), r.label() == Some(true));
                             round.examples += 1;
-                            if stepped {
+                            // A batch ended: applied, or dropped at the step limit.
+                            if worker.pending() == 0 {
                                 let step = shared.global_step();
                                 if step >= limit || progress.stop_requested() || shared.diverged() {
                                     // Exact stops: the step limit, a signal, divergence.
@@ -531,7 +540,7 @@ fn train_round(
                                     pause.store(true, Ordering::Relaxed);
                                     return Ok(Flow::Stop);
                                 }
-                                if step >= target {
+                                if stepped && step >= target {
                                     // Soft stop (a logging point): finish this block first.
                                     pause.store(true, Ordering::Relaxed);
                                 }
@@ -589,6 +598,9 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
         return Err(TrainError::NoRows { dir: cfg.train_dir.clone(), what: "train on" });
     }
     let Start { shared, mut pos, resumed_from } = start_or_resume(cfg, &job, layout, train.blocks().len())?;
+    if let Some(n) = cfg.train_steps {
+        shared.set_step_limit(n);
+    }
     let rows_per_epoch = inputs.train.parts().iter().map(|p| p.rows).sum::<Option<u64>>();
     let planned = match (cfg.epochs, rows_per_epoch) {
         (Some(e), Some(r)) => e.saturating_sub(pos.epoch).saturating_mul(r),
@@ -636,6 +648,9 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
             let what =
                 if shared.diverged() { "a weight became infinite or NaN" } else { "the loss became infinite or NaN" };
             return Err(TrainError::Diverged { step, what });
+        }
+        if round.loss.examples >= DIVERGENCE_MIN_EXAMPLES && round.loss.mean() > DIVERGED_LOSS {
+            return Err(TrainError::Diverged { step, what: "the training loss is far above that of predicting 0.5" });
         }
         pos.blocks_done = claimed.load(Ordering::Relaxed).min(total_blocks);
         if pos.blocks_done >= total_blocks {
@@ -708,6 +723,9 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
         examples_per_sec: 0.0,
         eval: Some(metrics),
     });
+    if metrics.log_loss > DIVERGED_LOSS {
+        return Err(TrainError::Diverged { step, what: "the evaluation loss is far above that of predicting 0.5" });
+    }
     save_checkpoint(cfg, &job, &shared, pos)?;
     let export_dir = finish(cfg, &job, &shared, &inputs.artifacts, step, metrics)?;
     Ok(TrainSummary {
@@ -724,7 +742,7 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
     })
 }
 
-/// Writes `metrics.json` and the export.
+/// Writes the export, then `metrics.json`.
 fn finish(
     cfg: &TrainConfig,
     job: &DirLock,
@@ -744,12 +762,15 @@ fn finish(
     };
     let mut json = serde_json::to_vec_pretty(&mf).unwrap_or_else(|_| unreachable!("plain data serialises"));
     json.push(b'\n');
+    // The export first: metrics.json describes a run whose export (if any) is complete.
+    let export = if cfg.export {
+        let model = shared.snapshot();
+        Some(sparky_export::write_export(job, &model, artifacts, step, cfg.flags.clone(), Some(metrics))?)
+    } else {
+        None
+    };
     sparky_io::write_atomic(job.path().join("metrics.json"), &json)?;
-    if !cfg.export {
-        return Ok(None);
-    }
-    let model = shared.snapshot();
-    Ok(Some(sparky_export::write_export(job, &model, artifacts, step, cfg.flags.clone(), Some(metrics))?))
+    Ok(export)
 }
 
 fn write_eval_events(w: &mut EventWriter, step: u64, m: &Metrics) -> Result<(), TrainError> {
