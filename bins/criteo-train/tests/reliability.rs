@@ -220,6 +220,7 @@ fn concurrent_runs_on_one_job_fail_clearly() {
         .arg("--eval-dir")
         .arg(f.p("eval"))
         .args(["--epochs", "200", "-q"])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
@@ -229,7 +230,8 @@ fn concurrent_runs_on_one_job_fail_clearly() {
     let o = f.train("job", "train", &["--epochs", "1"]);
     // SAFETY: signalling our own child: it finishes cleanly.
     unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
-    assert!(first.wait().unwrap().success());
+    let done = first.wait_with_output().unwrap();
+    assert!(done.status.success(), "{:?}: {}", done.status, stderr(&done));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("in use by another sparky run"), "{}", stderr(&o));
 }

@@ -485,6 +485,8 @@ struct Round {
     skipped: u64,
     /// Records read per part, from blocks read whole.
     records: Vec<u64>,
+    /// True when a block was left unfinished (a hard stop).
+    incomplete: bool,
 }
 
 /// Trains until the next logging point, the end of the epoch, the step limit
@@ -549,7 +551,7 @@ fn train_round(
                         });
                         match read {
                             Ok(stats) if stats.complete => round.records[stats.part] += stats.records,
-                            Ok(_) => {}
+                            Ok(_) => round.incomplete = true,
                             Err(e) => {
                                 // Stop the other threads too.
                                 pause.store(true, Ordering::Relaxed);
@@ -572,6 +574,7 @@ fn train_round(
         all.examples += r.examples;
         all.skipped += r.skipped;
         all.records.iter_mut().zip(r.records).for_each(|(a, b)| *a += b);
+        all.incomplete |= r.incomplete;
     }
     Ok(all)
 }
@@ -640,6 +643,10 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
         run_examples += round.examples;
         pos.examples += round.examples;
         skipped += round.skipped;
+        if round.incomplete {
+            // A block was left unfinished: this epoch's counts cannot be checked.
+            epoch_records = None;
+        }
         if let Some(counts) = &mut epoch_records {
             counts.iter_mut().zip(&round.records).for_each(|(a, b)| *a += b);
         }
