@@ -235,3 +235,37 @@ fn concurrent_runs_on_one_job_fail_clearly() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("in use by another sparky run"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_full_disk_fails_cleanly_naming_the_file() {
+    use std::os::unix::process::CommandExt;
+    let f = fixture();
+    let mut c = bin();
+    c.arg("--job-dir").arg(f.p("job")).arg("--train-dir").arg(f.p("train")).arg("--eval-dir").arg(f.p("eval"));
+    c.args(["--epochs", "1", "-q"]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 64 << 10, rlim_max: 64 << 10 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("File too large"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ckpt-") || stderr(&o).contains("export"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("/.ckpt-"), "names the file, not its temporary name: {}", stderr(&o));
+    let hidden = std::fs::read_dir(f.p("job/checkpoints"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+        .count();
+    assert_eq!(hidden, 0);
+    assert!(!f.p("job/metrics.json").exists() && !f.p("job/export").exists());
+    // With room again, a rerun completes.
+    let o = f.train("job", "train", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
