@@ -212,7 +212,7 @@ fn case_13_14_interrupted_exports_are_cleaned_by_the_next_run() {
 #[test]
 fn concurrent_runs_on_one_job_fail_clearly() {
     let f = fixture();
-    let mut first = bin()
+    let first = bin()
         .arg("--job-dir")
         .arg(f.p("job"))
         .arg("--train-dir")
