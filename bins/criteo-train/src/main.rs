@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 use sparky_cli::{ProgressBar, human_count};
 use sparky_io::Progress;
 use sparky_linear::{CatEncoding, IntTransform, OptimizerConfig, OptimizerKind};
-use sparky_trainer::{LogLine, TrainConfig};
+use sparky_trainer::{LogLine, TrainConfig, TuneConfig, Tuning};
 
 /// The run's progress, and the stop request of SIGINT and SIGTERM.
 static PROGRESS: Progress = Progress::new();
@@ -40,6 +40,14 @@ enum OptimizerArg {
     Sgd,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TuneArg {
+    /// Search when none of --learning-rate, --l1, --l2 is given (FTRL only).
+    Auto,
+    /// Never search: the optimizer's fixed defaults fill what is not given.
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum IntTransformArg {
     /// One-hot buckets: missing, negative, 0, 1, then 4 + floor(ln(x)^2).
@@ -64,13 +72,23 @@ enum CatEncodingArg {
 /// Training runs for --train-steps mini-batches or --epochs passes; with
 /// neither it runs epoch after epoch until interrupted (Ctrl-C or SIGTERM),
 /// then finishes the step, evaluates, checkpoints and exports, and exits 0.
+/// Unless --learning-rate, --l1 or --l2 is given (or --tune off), FTRL's
+/// values are first chosen by a search on the training data (see --tune).
+///
+/// During the first pass every log line also shows the progressive
+/// validation loss: the log loss of each example scored before it is trained
+/// on (as Vowpal Wabbit's average loss), an honest estimate of how well the
+/// model predicts new data, with no evaluation pass.
 ///
 /// In JOB_DIR: checkpoints/ (rerunning resumes from the newest one; --overwrite
-/// starts afresh), TensorBoard event files (training loss here, evaluation
-/// metrics in eval/: tensorboard --logdir JOB_DIR), metrics.json (the final
-/// evaluation: log_loss, auc, accuracy, mean_prediction, label_mean, examples,
-/// global_step) and export/Servo/EPOCH_SECONDS/ (the weights, the preprocessing
-/// artifacts, and a manifest: everything criteo-predict needs).
+/// starts afresh), TensorBoard event files (training loss and
+/// progressive_validation/loss here, evaluation metrics in eval/:
+/// tensorboard --logdir JOB_DIR), tuning.json (the search), metrics.json (the
+/// final evaluation: log_loss, auc, accuracy, mean_prediction, label_mean,
+/// examples, global_step, plus the optimizer settings, the progressive
+/// validation loss and the search) and export/Servo/EPOCH_SECONDS/ (the
+/// weights, the preprocessing artifacts, and a manifest: everything
+/// criteo-predict needs).
 ///
 /// Example:
 ///
@@ -117,17 +135,41 @@ struct Args {
     #[arg(long, value_enum, default_value_t = OptimizerArg::Ftrl)]
     optimizer: OptimizerArg,
 
-    /// Step size (FTRL's alpha), a finite number above 0 [default: per optimizer, see --optimizer].
+    /// Step size (FTRL's alpha), a finite number above 0 [default: chosen by
+    /// the search (see --tune), else per optimizer, see --optimizer]. Giving
+    /// it, --l1 or --l2 turns the search off.
     #[arg(long, value_name = "X", value_parser = positive)]
     learning_rate: Option<f64>,
 
-    /// L1 regularisation, 0 or more [default: per optimizer].
+    /// L1 regularisation, 0 or more [default: chosen by the search, else per optimizer].
     #[arg(long, value_name = "X", value_parser = non_negative)]
     l1: Option<f64>,
 
-    /// L2 regularisation, 0 or more [default: per optimizer].
+    /// L2 regularisation, 0 or more [default: chosen by the search, else per optimizer].
     #[arg(long, value_name = "X", value_parser = non_negative)]
     l2: Option<f64>,
+
+    /// Choose --learning-rate, --l1 and --l2 before training: with `auto`
+    /// (the default) and none of the three given, FTRL's values are searched
+    /// on the training data alone (never --eval-dir): successive halving over
+    /// learning rate {0.05, 0.1, 0.2, 0.4} x L1 {0, 0.3, 1, 3} x L2 {0, 1, 10},
+    /// each point trained on a sample for the planned number of passes and
+    /// scored on a held-out fifth of the rows; the best third go on to three
+    /// times more rows. The choice and every trial are logged and written to
+    /// JOB_DIR/tuning.json, metrics.json and the export's manifest; a resumed
+    /// job keeps them. With --threads 1 (or any thread count) and the same
+    /// --seed the choice is reproducible. `off` trains with the fixed
+    /// defaults (faster start; use it when the defaults are known to suit the
+    /// data).
+    #[arg(long, value_enum, default_value_t = TuneArg::Auto, verbatim_doc_comment)]
+    tune: TuneArg,
+
+    /// The search's work limit, in epochs of the training data (examples
+    /// trained on, plus half an example per held-out prediction); at least
+    /// 2 million examples however small the data. Raise it for a steadier
+    /// choice on large data, lower it to start training sooner.
+    #[arg(long, default_value_t = 1.0, value_name = "EPOCHS", value_parser = positive)]
+    tune_budget: f64,
 
     /// FTRL's beta, or AdaGrad's initial accumulator, 0 or more [default: 1 for FTRL, 0.1 for AdaGrad].
     #[arg(long, value_name = "X", value_parser = non_negative)]
@@ -192,6 +234,32 @@ fn fmt_metrics(m: &sparky_linear::Metrics) -> String {
     )
 }
 
+/// The search's outcome as a few log lines: the choice, then each rung's best.
+fn tuning_text(t: &Tuning) -> String {
+    let c = &t.chosen;
+    let mut s = format!(
+        "criteo-train: search on the training data ({} sample rows, {} held out, {} passes, {:.1} s): chose --learning-rate {} --l1 {} --l2 {} (held-out log_loss {:.5})",
+        t.sample_rows, t.holdout_rows, t.passes, t.seconds, c.learning_rate, c.l1, c.l2, t.chosen_holdout_log_loss
+    );
+    let rungs = t.trials.iter().map(|x| x.rung).max().map_or(0, |r| r + 1);
+    for r in 0..rungs {
+        let of: Vec<_> = t.trials.iter().filter(|x| x.rung == r).collect();
+        let best: Vec<String> = of
+            .iter()
+            .take(3)
+            .map(|x| format!("{}/{}/{} {:.5}", x.learning_rate, x.l1, x.l2, x.holdout_log_loss))
+            .collect();
+        s.push_str(&format!(
+            "\ncriteo-train:   rung {r}: {} points on {} rows, {} held out; best (lr/l1/l2 loss): {}",
+            of.len(),
+            of[0].rows,
+            of[0].holdout_rows,
+            best.join(", ")
+        ));
+    }
+    s
+}
+
 fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
     let kind = match args.optimizer {
         OptimizerArg::Ftrl => OptimizerKind::Ftrl,
@@ -206,7 +274,11 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         l2: args.l2.unwrap_or(d.l2),
         beta: args.beta.unwrap_or(d.beta),
     };
+    let explicit = args.learning_rate.is_some() || args.l1.is_some() || args.l2.is_some();
     let mut cfg = TrainConfig::new(args.job_dir.clone(), args.train_dir.clone(), args.eval_dir.clone());
+    if args.tune == TuneArg::Auto && !explicit && sparky_trainer::tune::searchable(kind) {
+        cfg.tune = Some(TuneConfig { budget_epochs: args.tune_budget, ..TuneConfig::default() });
+    }
     cfg.artifact_dir = args.artifact_dir.clone();
     cfg.allow_incomplete = args.allow_incomplete;
     cfg.batch_size = args.batch_size as usize;
@@ -236,6 +308,7 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         "batch_size": cfg.batch_size, "train_steps": cfg.train_steps, "epochs": cfg.epochs,
         "optimizer": optimizer, "int_transform": cfg.int_transform, "categorical_encoding": cfg.cat_encoding,
         "threads": cfg.threads, "seed": cfg.seed, "shuffle": cfg.shuffle,
+        "tune": if cfg.tune.is_some() { "auto" } else { "off" }, "tune_budget": args.tune_budget,
     });
     cfg.flags = flags.as_object().expect("an object").clone().into_iter().collect();
     if cfg.train_steps.is_none() && cfg.epochs.is_none() && !args.quiet {
@@ -249,6 +322,10 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         if quiet {
             return;
         }
+        if let Some(t) = &l.tuning {
+            bar.println(&tuning_text(t));
+            return;
+        }
         if let Some(m) = &l.eval {
             bar.println(&format!("criteo-train: eval at step {} (epoch {:.2}): {}", l.step, l.epoch, fmt_metrics(m)));
             return;
@@ -256,8 +333,12 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
         let mut last = last_print.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.elapsed().as_secs_f64() >= 2.0 {
             *last = Instant::now();
+            let pv = match (l.progressive_loss, l.progressive_average_loss) {
+                (Some(p), Some(a)) => format!(" (progressive validation: {p:.5}, average {a:.5})"),
+                _ => String::new(),
+            };
             bar.println(&format!(
-                "criteo-train: step {} epoch {:.2} loss {:.5} {} examples/s",
+                "criteo-train: step {} epoch {:.2} loss {:.5}{pv} {} examples/s",
                 l.step,
                 l.epoch,
                 l.loss,
@@ -274,6 +355,24 @@ fn run(args: Args) -> Result<(), sparky_trainer::TrainError> {
     }
     if let Some(r) = s.resumed_from {
         eprintln!("criteo-train: resumed from step {r}");
+    }
+    let o = &s.optimizer;
+    eprintln!(
+        "criteo-train: trained with --learning-rate {} --l1 {} --l2 {}{}",
+        o.learning_rate,
+        o.l1,
+        o.l2,
+        match (&s.tuning, s.tuning_reused) {
+            (Some(_), true) => " (chosen by this job's earlier search, tuning.json)",
+            (Some(_), false) => " (chosen by the search)",
+            (None, _) if s.resumed_from.is_some() => " (those of the checkpoint)",
+            (None, _) => "",
+        }
+    );
+    if let Some(p) = s.progressive_loss {
+        eprintln!(
+            "criteo-train: progressive validation (first pass, each example scored before training on it): log_loss {p:.5}"
+        );
     }
     if s.skipped_records > 0 {
         eprintln!("criteo-train: skipped {} corrupt records", s.skipped_records);

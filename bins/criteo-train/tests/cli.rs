@@ -123,3 +123,48 @@ fn bad_settings_exit_1_with_a_message_and_usage_errors_exit_2() {
         assert!(help.contains(f), "--help lacks {f}");
     }
 }
+
+#[test]
+fn searches_by_default_and_explicit_values_or_tune_off_skip_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare_data(dir.path(), 4_000);
+    let job = dir.path().join("job");
+    let metrics =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(job.join("metrics.json")).unwrap()).unwrap() };
+    let base = ["--epochs", "1", "--threads", "1", "--batch-size", "32", "--overwrite"];
+
+    // No hyperparameter flag: the search chooses, logs and records.
+    let out = train(dir.path(), &base).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("search on the training data") && err.contains("chose --learning-rate"), "{err}");
+    assert!(err.contains("progressive validation"), "{err}");
+    let m = metrics();
+    let chosen = &m["tuning"]["chosen"];
+    assert_eq!(m["optimizer"]["learning_rate"], chosen["learning_rate"]);
+    assert!(job.join("tuning.json").is_file());
+
+    // Any one of --learning-rate, --l1, --l2: no search, the others at their defaults.
+    for (flag, value, key) in [("--l2", "3", "l2"), ("--l1", "0.5", "l1"), ("--learning-rate", "0.3", "learning_rate")]
+    {
+        let out = train(dir.path(), &base).args([flag, value]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("search on the training data"));
+        assert!(!job.join("tuning.json").exists(), "{flag}");
+        let m = metrics();
+        assert!(m.get("tuning").is_none());
+        let mut want = serde_json::json!({"learning_rate": 0.05, "l1": 1.0, "l2": 1.0});
+        want[key] = value.parse::<f64>().unwrap().into();
+        for k in ["learning_rate", "l1", "l2"] {
+            assert_eq!(m["optimizer"][k], want[k], "{flag}: {k}");
+        }
+    }
+    // --tune off: the fixed defaults.
+    let out = train(dir.path(), &base).args(["--tune", "off", "-q"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(!job.join("tuning.json").exists());
+    assert_eq!(metrics()["optimizer"]["l1"], 1.0);
+    // A budget of nothing is a command-line error.
+    let out = train(dir.path(), &base).args(["--tune-budget", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

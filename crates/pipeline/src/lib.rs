@@ -222,6 +222,9 @@ pub fn run(cfg: &PipelineConfig, progress: &Progress, step: &dyn Fn(Step, &str))
     let mut tc = sparky_trainer::TrainConfig::new(p("job"), p("prepared/train"), p("prepared/eval"));
     tc.epochs = Some(cfg.epochs);
     tc.threads = threads;
+    // As criteo-train without hyperparameter flags: FTRL's values are chosen
+    // by a search on the training data.
+    tc.tune = Some(sparky_trainer::TuneConfig::default());
     let train = sparky_trainer::run(&tc, progress, &|_| {})?;
     let export = train.export_dir.clone().ok_or(PipelineError::NoExport)?;
 

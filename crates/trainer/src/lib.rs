@@ -18,6 +18,7 @@
 //! over a folder is checked against the rows `_prepare.json` recorded.
 
 pub mod data;
+pub mod tune;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ use sparky_prepared::{
     RowDecoder,
 };
 use sparky_proto::sparky::model::v1 as pb;
+pub use tune::{TuneConfig, Tuning};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +195,11 @@ pub struct TrainConfig {
     pub export: bool,
     /// Recorded in the export manifest.
     pub flags: BTreeMap<String, serde_json::Value>,
+    /// Choose the learning rate, L1 and L2 by a search on the training data
+    /// ([`tune`]) before training; `None` trains with `optimizer` as given.
+    /// Only FTRL is searched. A job folder that already holds a search
+    /// (`tuning.json`) or a checkpoint keeps its values.
+    pub tune: Option<TuneConfig>,
 }
 
 impl TrainConfig {
@@ -221,6 +228,7 @@ impl TrainConfig {
             skip_corrupt: false,
             export: true,
             flags: BTreeMap::new(),
+            tune: None,
         }
     }
 
@@ -234,6 +242,11 @@ impl TrainConfig {
         }
         if self.epochs == Some(0) {
             return setting("--epochs", "at least 1", "0".into());
+        }
+        if let Some(t) = self.tune
+            && !(t.budget_epochs.is_finite() && t.budget_epochs > 0.0)
+        {
+            return setting("--tune-budget", "a finite number above 0", t.budget_epochs.to_string());
         }
         Ok(())
     }
@@ -265,6 +278,14 @@ pub struct LogLine {
     pub examples_per_sec: f64,
     /// Evaluation metrics, on evaluation lines.
     pub eval: Option<Metrics>,
+    /// Progressive validation, on lines of the first pass over the data: the
+    /// mean log loss of this round's examples, each scored before it was
+    /// trained on.
+    pub progressive_loss: Option<f64>,
+    /// The same, averaged over every first-pass example of this run so far.
+    pub progressive_average_loss: Option<f64>,
+    /// The hyperparameter search, on the line announcing it (step 0).
+    pub tuning: Option<Box<Tuning>>,
 }
 
 /// What a run did.
@@ -290,6 +311,17 @@ pub struct TrainSummary {
     pub skipped_records: u64,
     /// True when a stop was requested (signal) before the planned end.
     pub interrupted: bool,
+    /// The optimizer settings trained with (chosen by the search, given, or
+    /// those of the resumed checkpoint).
+    pub optimizer: OptimizerConfig,
+    /// The hyperparameter search, when the values were chosen by one (in
+    /// this run, or in an earlier run of the job folder).
+    pub tuning: Option<Tuning>,
+    /// True when the search's values came from the job folder, not a new search.
+    pub tuning_reused: bool,
+    /// Progressive validation over the first-pass examples of this run: the
+    /// mean log loss of each example scored before it was trained on.
+    pub progressive_loss: Option<f64>,
 }
 
 /// `metrics.json`.
@@ -302,6 +334,14 @@ struct MetricsFile {
     label_mean: f64,
     examples: u64,
     global_step: u64,
+    /// The settings trained with.
+    optimizer: OptimizerConfig,
+    /// Progressive validation loss of this run's first-pass examples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progressive_validation_loss: Option<f64>,
+    /// The hyperparameter search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tuning: Option<Tuning>,
 }
 
 /// Where the checkpoints of a job go.
@@ -438,24 +478,98 @@ struct Start {
     resumed_from: Option<u64>,
 }
 
-/// Clears a job folder for `--overwrite`, then starts a model afresh or
-/// resumes the newest checkpoint, which must match the layout and optimizer.
-fn start_or_resume(cfg: &TrainConfig, job: &DirLock, layout: Layout, blocks: usize) -> Result<Start, TrainError> {
-    let opt = cfg.optimizer.validate()?;
-    let ckdir = checkpoint_dir(job.path());
-    if cfg.overwrite {
-        for sub in [ckdir.clone(), job.path().join("eval")] {
-            if sub.exists() {
-                std::fs::remove_dir_all(&sub).map_err(io_err(&sub))?;
-            }
-        }
-        for e in std::fs::read_dir(job.path()).map_err(io_err(job.path()))?.filter_map(Result::ok) {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("events.out.tfevents.") || n == "metrics.json" {
-                std::fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
-            }
+/// Clears a job folder for `--overwrite`: checkpoints, event files,
+/// `metrics.json`, the search record.
+fn clear_job(job: &DirLock) -> Result<(), TrainError> {
+    for sub in [checkpoint_dir(job.path()), job.path().join("eval")] {
+        if sub.exists() {
+            std::fs::remove_dir_all(&sub).map_err(io_err(&sub))?;
         }
     }
+    for e in std::fs::read_dir(job.path()).map_err(io_err(job.path()))?.filter_map(Result::ok) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("events.out.tfevents.") || n == "metrics.json" || n == TUNING_FILE {
+            std::fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The search's record in a job folder: its values are kept on resume.
+pub const TUNING_FILE: &str = "tuning.json";
+
+/// The optimizer to start with: as configured, or chosen by a search (new,
+/// or recorded in the job folder by an earlier run). A job that already has
+/// a checkpoint but no search record is not searched (the checkpoint's
+/// values are kept).
+fn choose_optimizer(
+    cfg: &TrainConfig,
+    job: &DirLock,
+    inputs: &Inputs,
+    layout: &Layout,
+    rows_per_epoch: Option<u64>,
+) -> Result<(OptimizerConfig, Option<Tuning>, bool), TrainError> {
+    let Some(tc) = cfg.tune.filter(|_| tune::searchable(cfg.optimizer.kind)) else {
+        return Ok((cfg.optimizer, None, false));
+    };
+    let with = |t: &Tuning| OptimizerConfig {
+        learning_rate: t.chosen.learning_rate,
+        l1: t.chosen.l1,
+        l2: t.chosen.l2,
+        ..cfg.optimizer
+    };
+    let path = job.path().join(TUNING_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let t: Tuning = serde_json::from_slice(&bytes).map_err(|e| TrainError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            return Ok((with(&t), Some(t), true));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(TrainError::Io { path, source: e }),
+    }
+    if newest_checkpoint(job.path()).is_some() {
+        return Ok((cfg.optimizer, None, false));
+    }
+    let epochs = match (cfg.epochs, cfg.train_steps, rows_per_epoch) {
+        (Some(e), _, _) => Some(e as f64),
+        (None, Some(steps), Some(rows)) if rows > 0 => Some(steps as f64 * cfg.batch_size as f64 / rows as f64),
+        _ => None,
+    };
+    let input = tune::SearchInput {
+        dir: &cfg.train_dir,
+        train: &inputs.train,
+        sizes: inputs.artifacts.sizes(),
+        layout,
+        base: cfg.optimizer,
+        batch_size: cfg.batch_size,
+        threads: cfg.threads,
+        seed: cfg.seed,
+        shuffle: cfg.shuffle,
+        rows: rows_per_epoch,
+        epochs,
+        skip_corrupt: cfg.skip_corrupt,
+    };
+    let t = tune::search(&input, tc)?;
+    let mut json = serde_json::to_vec_pretty(&t).unwrap_or_else(|_| unreachable!("plain data serialises"));
+    json.push(b'\n');
+    sparky_io::write_atomic(&path, &json)?;
+    Ok((with(&t), Some(t), false))
+}
+
+/// Starts a model afresh with `opt`, or resumes the newest checkpoint (with
+/// its own settings), which must match the layout and optimizer.
+fn start_or_resume(
+    cfg: &TrainConfig,
+    job: &DirLock,
+    layout: Layout,
+    blocks: usize,
+    opt: OptimizerConfig,
+) -> Result<Start, TrainError> {
+    let opt = opt.validate()?;
+    let ckdir = checkpoint_dir(job.path());
     std::fs::create_dir_all(&ckdir).map_err(io_err(&ckdir))?;
     job.remove_stale_temps_in(&ckdir)?;
     let Some((step, path)) = newest_checkpoint(job.path()) else {
@@ -600,11 +714,27 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
     if total_blocks == 0 {
         return Err(TrainError::NoRows { dir: cfg.train_dir.clone(), what: "train on" });
     }
-    let Start { shared, mut pos, resumed_from } = start_or_resume(cfg, &job, layout, train.blocks().len())?;
+    if cfg.overwrite {
+        clear_job(&job)?;
+    }
+    let rows_per_epoch = inputs.train.parts().iter().map(|p| p.rows).sum::<Option<u64>>();
+    let (optimizer, tuning, tuning_reused) = choose_optimizer(cfg, &job, &inputs, &layout, rows_per_epoch)?;
+    let Start { shared, mut pos, resumed_from } = start_or_resume(cfg, &job, layout, train.blocks().len(), optimizer)?;
     if let Some(n) = cfg.train_steps {
         shared.set_step_limit(n);
     }
-    let rows_per_epoch = inputs.train.parts().iter().map(|p| p.rows).sum::<Option<u64>>();
+    if let Some(t) = &tuning {
+        log(&LogLine {
+            step: shared.global_step(),
+            epoch: pos.epoch as f64,
+            loss: f64::NAN,
+            examples_per_sec: 0.0,
+            eval: None,
+            progressive_loss: None,
+            progressive_average_loss: None,
+            tuning: Some(Box::new(t.clone())),
+        });
+    }
     let planned = match (cfg.epochs, rows_per_epoch) {
         (Some(e), Some(r)) => e.saturating_sub(pos.epoch).saturating_mul(r),
         _ => 0,
@@ -624,6 +754,9 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
     let mut run_examples = 0u64;
     let mut skipped = 0u64;
     let mut last_metrics: Option<Metrics> = None;
+    // Progressive validation: the first pass's examples, each scored before
+    // it was trained on.
+    let mut progressive = LossStats::default();
     // Records read per part in the current epoch, when this run read it from
     // its start: checked against `_prepare.json` at the epoch's end.
     let mut epoch_records: Option<Vec<u64>> = (pos.blocks_done == 0).then(|| vec![0; train.parts().len()]);
@@ -633,6 +766,7 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
     let mut workers: Vec<Worker<'_>> = (0..cfg.threads).map(|_| Worker::new(&shared, cfg.batch_size)).collect();
     while !progress.stop_requested() && !planned_done(shared.global_step(), &pos) {
         let start_step = shared.global_step();
+        let first_pass = pos.epoch == 0;
         let order = data::epoch_order(train.blocks().len(), cfg.seed, pos.epoch, cfg.shuffle);
         let claimed = AtomicU64::new(pos.blocks_done);
         let round_start = Instant::now();
@@ -677,21 +811,37 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
         }
         let epoch_frac = pos.epoch as f64 + pos.blocks_done as f64 / total_blocks as f64;
         let rate = round.examples as f64 / secs.max(1e-9);
+        let pv = (first_pass && round.loss.examples > 0).then(|| {
+            progressive.loss_sum += round.loss.loss_sum;
+            progressive.examples += round.loss.examples;
+            (round.loss.mean(), progressive.mean())
+        });
         if round.loss.examples > 0 {
+            let mut scalars = vec![
+                ("loss", round.loss.mean()),
+                ("global_step/sec", (step - start_step) as f64 / secs.max(1e-9)),
+                ("examples/sec", rate),
+                ("epoch", epoch_frac),
+            ];
+            if let Some((round_pv, avg_pv)) = pv {
+                scalars.push(("progressive_validation/loss", round_pv));
+                scalars.push(("progressive_validation/average_loss", avg_pv));
+            }
             train_events
-                .add_scalars(
-                    step,
-                    &[
-                        ("loss", round.loss.mean()),
-                        ("global_step/sec", (step - start_step) as f64 / secs.max(1e-9)),
-                        ("examples/sec", rate),
-                        ("epoch", epoch_frac),
-                    ],
-                )
+                .add_scalars(step, &scalars)
                 .and_then(|()| train_events.flush())
                 .map_err(io_err(train_events.path()))?;
         }
-        let mut line = LogLine { step, epoch: epoch_frac, loss: round.loss.mean(), examples_per_sec: rate, eval: None };
+        let mut line = LogLine {
+            step,
+            epoch: epoch_frac,
+            loss: round.loss.mean(),
+            examples_per_sec: rate,
+            eval: None,
+            progressive_loss: pv.map(|p| p.0),
+            progressive_average_loss: pv.map(|p| p.1),
+            tuning: None,
+        };
         if step >= next_eval {
             let m = evaluate(&shared.snapshot(), &inputs.eval, sizes, cfg.threads)?;
             write_eval_events(&mut eval_events, step, &m)?;
@@ -729,12 +879,16 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
         loss: f64::NAN,
         examples_per_sec: 0.0,
         eval: Some(metrics),
+        progressive_loss: None,
+        progressive_average_loss: None,
+        tuning: None,
     });
     if metrics.log_loss > DIVERGED_LOSS {
         return Err(TrainError::Diverged { step, what: "the evaluation loss is far above that of predicting 0.5" });
     }
     save_checkpoint(cfg, &job, &shared, pos)?;
-    let export_dir = finish(cfg, &job, &shared, &inputs.artifacts, step, metrics)?;
+    let progressive_loss = (progressive.examples > 0).then(|| progressive.mean());
+    let export_dir = finish(cfg, &job, &shared, &inputs.artifacts, step, metrics, tuning.as_ref(), progressive_loss)?;
     Ok(TrainSummary {
         metrics,
         global_step: step,
@@ -746,10 +900,15 @@ pub fn run(cfg: &TrainConfig, progress: &Progress, log: &dyn Fn(&LogLine)) -> Re
         export_dir,
         skipped_records: skipped,
         interrupted: progress.stop_requested(),
+        optimizer: *shared.optimizer(),
+        tuning,
+        tuning_reused,
+        progressive_loss,
     })
 }
 
 /// Writes the export, then `metrics.json`.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     cfg: &TrainConfig,
     job: &DirLock,
@@ -757,6 +916,8 @@ fn finish(
     artifacts: &CheckedArtifacts,
     step: u64,
     metrics: Metrics,
+    tuning: Option<&Tuning>,
+    progressive_loss: Option<f64>,
 ) -> Result<Option<PathBuf>, TrainError> {
     let mf = MetricsFile {
         log_loss: metrics.log_loss,
@@ -766,13 +927,24 @@ fn finish(
         label_mean: metrics.label_mean,
         examples: metrics.examples,
         global_step: step,
+        optimizer: *shared.optimizer(),
+        progressive_validation_loss: progressive_loss,
+        tuning: tuning.cloned(),
     };
     let mut json = serde_json::to_vec_pretty(&mf).unwrap_or_else(|_| unreachable!("plain data serialises"));
     json.push(b'\n');
     // The export first: metrics.json describes a run whose export (if any) is complete.
     let export = if cfg.export {
         let model = shared.snapshot();
-        Some(sparky_export::write_export(job, &model, artifacts, step, cfg.flags.clone(), Some(metrics))?)
+        // The flags as given, with the settings actually trained with (chosen
+        // by the search, or those of a resumed checkpoint) and the search.
+        let mut flags = cfg.flags.clone();
+        let plain = "plain data serialises";
+        flags.insert("optimizer".into(), serde_json::to_value(shared.optimizer()).expect(plain));
+        if let Some(t) = tuning {
+            flags.insert("tuning".into(), serde_json::to_value(t).expect(plain));
+        }
+        Some(sparky_export::write_export(job, &model, artifacts, step, flags, Some(metrics))?)
     } else {
         None
     };
