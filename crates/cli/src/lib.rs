@@ -61,22 +61,7 @@ pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Formats an error and its causes on one line: `a: b: c`, skipping causes
-/// whose text the outer message already contains.
-#[must_use]
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        let s = err.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = err.source();
-    }
-    out
-}
+pub use sparky_io::error_chain;
 
 /// True when `e` or one of its causes is an interrupt
 /// ([`sparky_io::Error::Interrupted`]).

@@ -86,3 +86,20 @@ pub(crate) fn kind_name(meta: &std::fs::Metadata) -> &'static str {
         "a device, pipe or socket"
     }
 }
+
+/// Formats an error and its causes on one line: `a: b: c`, skipping causes
+/// whose text the outer message already contains.
+#[must_use]
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = err.source();
+    }
+    out
+}

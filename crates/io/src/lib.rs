@@ -42,7 +42,7 @@ mod output;
 pub mod progress;
 
 pub use atomic::{AtomicFile, is_temp_name, sync_all, sync_dir, write_atomic, write_atomic_unsynced};
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use lock::DirLock;
 pub use mmap::MappedFile;
 pub use output::{OutputDir, SUCCESS_FILE};

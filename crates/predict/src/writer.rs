@@ -31,6 +31,15 @@ pub fn class_scores(p1: f32) -> [f32; 2] {
 /// ```
 #[inline]
 pub fn write_json_line(out: &mut Vec<u8>, id: Option<i64>, p1: f32) {
+    write_prediction(out, id, p1);
+    out.push(b'\n');
+}
+
+/// Appends the JSON object of one prediction, as [`write_json_line`] writes
+/// it but without the line end: the element of a `predictions` array that
+/// criteo-serve answers.
+#[inline]
+pub fn write_prediction(out: &mut Vec<u8>, id: Option<i64>, p1: f32) {
     let [p0, p1] = class_scores(p1);
     let mut ints = itoa::Buffer::new();
     let mut floats = ryu::Buffer::new();
@@ -44,7 +53,7 @@ pub fn write_json_line(out: &mut Vec<u8>, id: Option<i64>, p1: f32) {
     out.extend_from_slice(floats.format_finite(p0).as_bytes());
     out.extend_from_slice(b", ");
     out.extend_from_slice(floats.format_finite(p1).as_bytes());
-    out.extend_from_slice(b"]}\n");
+    out.extend_from_slice(b"]}");
 }
 
 /// Appends a JSON line reporting that a row could not be scored (streaming

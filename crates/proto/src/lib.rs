@@ -2,7 +2,8 @@
 //! workspace's `proto/` folder by `prost-build` fed by `protox` (no `protoc`).
 //!
 //! - [`tensorflow`]: `tf.train.Example` and its features, TensorBoard's `Event`
-//!   and `Summary`, and the SavedModel messages. These `.proto` files are our
+//!   and `Summary`, the SavedModel messages, and TensorFlow Serving's API
+//!   messages ([`tensorflow::serving`]). These `.proto` files are our
 //!   own, wire-compatible with TensorFlow's (same package, message names and
 //!   field numbers), so TensorFlow reads what sparky writes and vice versa.
 //! - [`sparky`]: sparky's own formats (the exported linear model and training
@@ -29,6 +30,18 @@
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod tensorflow {
     include!(concat!(env!("OUT_DIR"), "/tensorflow.rs"));
+
+    /// TensorFlow's canonical error codes (`tensorflow.error.Code`).
+    pub mod error {
+        include!(concat!(env!("OUT_DIR"), "/tensorflow.error.rs"));
+    }
+
+    /// TensorFlow Serving's API messages (`tensorflow.serving`): Predict,
+    /// Classify, GetModelMetadata and GetModelStatus requests and responses.
+    /// The gRPC services over them are generated in `sparky-serve`.
+    pub mod serving {
+        include!(concat!(env!("OUT_DIR"), "/tensorflow.serving.rs"));
+    }
 }
 
 /// sparky's own messages.

@@ -385,6 +385,21 @@ fn build_graph(model: &ScoringModel<'_>) -> GraphDef {
     }
 }
 
+/// The `serving_default` signature of every sparky SavedModel: `inputs`, a
+/// batch of serialized `tf.train.Example`s (`DT_STRING`, shape `[-1]`), to
+/// `classes` (`DT_STRING`, `[-1, 2]`) and `scores` (`DT_FLOAT`, `[-1, 2]`),
+/// method `tensorflow/serving/predict`. A server reports it as the model's
+/// metadata.
+#[must_use]
+pub fn serving_signature() -> SignatureDef {
+    let mut inputs = BTreeMap::new();
+    inputs.insert(INPUT_KEY.to_string(), tensor_info(&format!("{INPUT_TENSOR}:0"), DataType::DtString, &[-1]));
+    let mut outputs = BTreeMap::new();
+    outputs.insert(CLASSES_KEY.to_string(), tensor_info(&format!("{CLASSES_TENSOR}:0"), DataType::DtString, &[-1, 2]));
+    outputs.insert(SCORES_KEY.to_string(), tensor_info(&format!("{SCORES_TENSOR}:0"), DataType::DtFloat, &[-1, 2]));
+    SignatureDef { inputs, outputs, method_name: PREDICT_METHOD.to_string() }
+}
+
 /// The `SavedModel` message for `model`: one meta graph tagged `serve` with
 /// the `serving_default` signature. Validates the model first.
 ///
@@ -392,16 +407,8 @@ fn build_graph(model: &ScoringModel<'_>) -> GraphDef {
 /// [`ScoringModel::num_weights`]).
 pub fn build_saved_model(model: &ScoringModel<'_>) -> Result<SavedModel, SavedModelError> {
     model.validate()?;
-    let mut inputs = BTreeMap::new();
-    inputs.insert(INPUT_KEY.to_string(), tensor_info(&format!("{INPUT_TENSOR}:0"), DataType::DtString, &[-1]));
-    let mut outputs = BTreeMap::new();
-    outputs.insert(CLASSES_KEY.to_string(), tensor_info(&format!("{CLASSES_TENSOR}:0"), DataType::DtString, &[-1, 2]));
-    outputs.insert(SCORES_KEY.to_string(), tensor_info(&format!("{SCORES_TENSOR}:0"), DataType::DtFloat, &[-1, 2]));
     let mut signature_def = BTreeMap::new();
-    signature_def.insert(
-        SERVING_SIGNATURE.to_string(),
-        SignatureDef { inputs, outputs, method_name: PREDICT_METHOD.to_string() },
-    );
+    signature_def.insert(SERVING_SIGNATURE.to_string(), serving_signature());
     Ok(SavedModel {
         saved_model_schema_version: 1,
         meta_graphs: vec![MetaGraphDef {

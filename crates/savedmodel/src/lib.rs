@@ -89,7 +89,7 @@ mod write;
 use std::path::Path;
 
 pub use error::SavedModelError;
-pub use graph::{GRAPH_DEF_PRODUCER, build_saved_model};
+pub use graph::{GRAPH_DEF_PRODUCER, build_saved_model, serving_signature};
 pub use model::{CatInput, IntInput, ScoringModel};
 
 /// The file a SavedModel directory holds its graph in.
