@@ -420,6 +420,21 @@ impl<'a> Worker<'a> {
     #[inline]
     pub fn train(&mut self, ints: &[i64; NUM_INT], ids: &[i64; NUM_CAT], label: bool) -> (f32, bool) {
         self.shared.layout.features(ints, ids, &mut self.active);
+        self.train_prepared(label)
+    }
+
+    /// As [`train`](Self::train), for an example whose active features
+    /// ([`Layout::features`] of this model's layout) are already known: for
+    /// data seen many times, as by a hyperparameter search.
+    #[inline]
+    pub fn train_active(&mut self, active: &[(u32, f32); ACTIVE], label: bool) -> (f32, bool) {
+        self.active = *active;
+        self.train_prepared(label)
+    }
+
+    /// Trains on `self.active`.
+    #[inline]
+    fn train_prepared(&mut self, label: bool) -> (f32, bool) {
         // The categorical slots are spread over the whole model: start all
         // their loads (weights and gradients) at once rather than one miss
         // after another, behind the branch on each gradient below.
@@ -571,6 +586,21 @@ mod tests {
             w2.train(&ints, &ids, y);
         }
         assert_eq!(back.snapshot(), shared.snapshot());
+    }
+
+    #[test]
+    fn training_on_known_active_features_is_training() {
+        let layout = Layout::new(IntTransform::LogBuckets, CatEncoding::OneHot, &[4; NUM_CAT]).unwrap();
+        let opt = OptimizerConfig::defaults(OptimizerKind::Ftrl).validate().unwrap();
+        let (a, b) = (SharedModel::new(layout.clone(), opt), SharedModel::new(layout.clone(), opt));
+        let (mut wa, mut wb) = (Worker::new(&a, 5), Worker::new(&b, 5));
+        let mut active = [(0, 0.0); ACTIVE];
+        for (ints, ids, y) in data(2000, 11) {
+            layout.features(&ints, &ids, &mut active);
+            assert_eq!(wa.train(&ints, &ids, y), wb.train_active(&active, y));
+        }
+        assert_eq!(a.snapshot(), b.snapshot());
+        assert_eq!(wa.take_stats(), wb.take_stats());
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! slice (every fifth row), and runs successive halving over the grid
 //! [`LEARNING_RATES`] × [`L1S`] × [`L2S`]: every point is trained on a small
 //! prefix of the sample and scored on the held-out slice; the best third go
-//! on to a prefix three times larger, and so on until one is left. Each
+//! on to a prefix three times larger, and so on until one is left. FTRL's L1
+//! and L2 act against sums of gradients, which grow with the rows seen, so a
+//! trial on a fraction of the training rows runs with that fraction of the
+//! point's L1 and L2 (without this the search favours too little
+//! regularisation: measured in `docs/PERFORMANCE.md`). Each
 //! trial trains the way the real run will (same optimizer, mini-batch size,
 //! feature layout and number of passes), on one thread, so the choice
 //! depends only on the data, the settings and the seed, not on the thread
@@ -40,6 +44,10 @@ const MIN_RUNG_ROWS: u64 = 500;
 const HOLDOUT_PER_ROW: f64 = 0.5;
 /// A held-out prediction costs about half an example's training.
 const EVAL_COST: f64 = 0.5;
+/// At most this many training rows are sampled (160 bytes each in memory).
+const MAX_SAMPLE_ROWS: u64 = 1_000_000;
+/// At most this many rows are held out.
+const MAX_HOLDOUT_ROWS: u64 = 250_000;
 
 /// How the search is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -219,8 +227,8 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
     let budget = (cfg.budget_epochs * n_rows as f64).max(cfg.min_work as f64);
     let points = grid();
     // The held-out slice: every fifth row, at most a fifth of the data.
-    let holdout_cap = (n_rows / 5).max(1);
-    let avail = n_rows.saturating_sub(holdout_cap).max(1);
+    let holdout_cap = (n_rows / 5).clamp(1, MAX_HOLDOUT_ROWS);
+    let avail = n_rows.saturating_sub(holdout_cap).clamp(1, MAX_SAMPLE_ROWS);
     // The largest first rung whose plan fits the budget.
     let rungs_for = |s0: u64| {
         let last = plan(points.len(), s0, avail, u64::MAX).last().map_or(s0, |r| r.1);
@@ -283,6 +291,7 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
         return Err(TrainError::NoRows { dir: inp.dir.to_path_buf(), what: "train on (too few rows to tune on)" });
     }
     let layout = compact_layout(inp.layout, &mut sample, &mut holdout)?;
+    let (sample, holdout) = (Active::of(&layout, &sample), Active::of(&layout, &holdout));
 
     // Successive halving.
     let mut alive: Vec<usize> = (0..points.len()).collect();
@@ -294,6 +303,9 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
         alive.truncate(keep);
         let rows = rows.min(sample.len() as u64);
         let hold = hold.min(holdout.len() as u64);
+        // L1 and L2 act against sums of gradients over the rows seen: a
+        // trial on a fraction of the rows gets that fraction of them.
+        let scale = (rows as f64 / n_rows as f64).min(1.0);
         let todo: Vec<usize> = alive.iter().copied().filter(|&p| !cache.contains_key(&(p, rows, hold))).collect();
         let results = Mutex::new(Vec::new());
         let next = AtomicUsize::new(0);
@@ -304,14 +316,21 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&p) = todo.get(i) else { break };
                         let c = points[p];
-                        let opt = OptimizerConfig { learning_rate: c.learning_rate, l1: c.l1, l2: c.l2, ..inp.base };
+                        let opt = OptimizerConfig {
+                            learning_rate: c.learning_rate,
+                            l1: c.l1 * scale,
+                            l2: c.l2 * scale,
+                            ..inp.base
+                        };
                         let loss = trial(
                             &layout,
                             opt,
                             inp.batch_size,
                             passes,
-                            &sample[..rows as usize],
-                            &holdout[..hold as usize],
+                            &sample,
+                            rows as usize,
+                            &holdout,
+                            hold as usize,
                         );
                         results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((p, loss));
                     }
@@ -384,41 +403,89 @@ fn compact_layout(full: &Layout, sample: &mut [SampleRow], holdout: &mut [Sample
     Ok(Layout::new(full.int_transform(), CatEncoding::OneHot, &sizes)?)
 }
 
-/// Trains a fresh model on `rows` for `passes` passes (on one thread) and
-/// returns its mean log loss on `holdout` (infinite if it diverged).
+/// Rows as the model sees them: the weight index of each active feature
+/// (and its value, unless every value is 1, as with the default encodings).
+struct Active {
+    idx: Vec<[u32; ACTIVE]>,
+    vals: Option<Vec<[f32; ACTIVE]>>,
+    labels: Vec<bool>,
+}
+
+impl Active {
+    fn of(layout: &Layout, rows: &[SampleRow]) -> Self {
+        let mut a = [(0u32, 0f32); ACTIVE];
+        let mut ids = [0i64; NUM_CAT];
+        let (mut idx, mut vals) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        let mut ones = true;
+        for r in rows {
+            for (o, &i) in ids.iter_mut().zip(&r.ids) {
+                *o = i64::from(i);
+            }
+            layout.features(&r.ints, &ids, &mut a);
+            idx.push(a.map(|(i, _)| i));
+            let v = a.map(|(_, v)| v);
+            ones &= v.iter().all(|&x| x == 1.0);
+            vals.push(v);
+        }
+        Self { idx, vals: (!ones).then_some(vals), labels: rows.iter().map(|r| r.label).collect() }
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Row `i` into `out`; returns its label.
+    #[inline]
+    fn get(&self, i: usize, out: &mut [(u32, f32); ACTIVE]) -> bool {
+        match &self.vals {
+            Some(v) => {
+                for (o, (&k, &x)) in out.iter_mut().zip(self.idx[i].iter().zip(&v[i])) {
+                    *o = (k, x);
+                }
+            }
+            None => {
+                for (o, &k) in out.iter_mut().zip(&self.idx[i]) {
+                    *o = (k, 1.0);
+                }
+            }
+        }
+        self.labels[i]
+    }
+}
+
+/// Trains a fresh model on the first `rows` rows of `sample` for `passes`
+/// passes (on one thread) and returns its mean log loss on the first `hold`
+/// rows of `holdout` (infinite if it diverged).
+#[allow(clippy::too_many_arguments)]
 fn trial(
     layout: &Layout,
     opt: OptimizerConfig,
     batch_size: usize,
     passes: f64,
-    rows: &[SampleRow],
-    holdout: &[SampleRow],
+    sample: &Active,
+    rows: usize,
+    holdout: &Active,
+    hold: usize,
 ) -> f64 {
     let Ok(valid) = opt.validate() else { return f64::INFINITY };
     let shared = SharedModel::new(layout.clone(), valid);
     let mut worker = Worker::new(&shared, batch_size);
-    let total = (rows.len() as f64 * passes).ceil() as usize;
-    let mut ids = [0i64; NUM_CAT];
-    for r in rows.iter().cycle().take(total) {
-        for (o, &i) in ids.iter_mut().zip(&r.ids) {
-            *o = i64::from(i);
-        }
-        worker.train(&r.ints, &ids, r.label);
+    let total = (rows as f64 * passes).ceil() as usize;
+    let mut active = [(0u32, 0f32); ACTIVE];
+    for i in (0..rows.max(1)).cycle().take(total) {
+        let label = sample.get(i, &mut active);
+        worker.train_active(&active, label);
     }
     worker.end_batch();
     if shared.diverged() {
         return f64::INFINITY;
     }
-    let mut active = [(0u32, 0f32); ACTIVE];
     let mut sum = 0.0;
-    for r in holdout {
-        for (o, &i) in ids.iter_mut().zip(&r.ids) {
-            *o = i64::from(i);
-        }
-        layout.features(&r.ints, &ids, &mut active);
-        sum += logit_loss(shared.logit(&active), r.label);
+    for i in 0..hold {
+        let label = holdout.get(i, &mut active);
+        sum += logit_loss(shared.logit(&active), label);
     }
-    let mean = sum / holdout.len().max(1) as f64;
+    let mean = sum / hold.max(1) as f64;
     if mean.is_finite() { mean } else { f64::INFINITY }
 }
 
@@ -426,4 +493,24 @@ fn trial(
 #[must_use]
 pub fn searchable(kind: OptimizerKind) -> bool {
     kind == OptimizerKind::Ftrl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_halve_the_points_and_grow_the_rows() {
+        let p = plan(48, 1000, 1_000_000, 20_000);
+        let points: Vec<usize> = p.iter().map(|r| r.0).collect();
+        assert_eq!(points, [48, 16, 6, 2]);
+        let rows: Vec<u64> = p.iter().map(|r| r.1).collect();
+        assert_eq!(rows, [1000, 3000, 9000, 27_000]);
+        assert!(p.iter().all(|r| r.2 <= r.1 / 2 && r.2 <= 20_000));
+        // Capped by the rows there are: repeated rungs cost nothing more.
+        let small = plan(48, 4000, 5000, 1000);
+        assert_eq!(small.iter().map(|r| r.1).collect::<Vec<_>>(), [4000, 5000, 5000, 5000]);
+        assert_eq!(plan_work(&small, 1.0), 48.0 * (4000.0 + 1000.0 * EVAL_COST) + 16.0 * (5000.0 + 1000.0 * EVAL_COST));
+        assert_eq!(grid().len(), LEARNING_RATES.len() * L1S.len() * L2S.len());
+    }
 }
