@@ -9,7 +9,10 @@
 //! and L2 act against sums of gradients, which grow with the rows seen, so a
 //! trial on a fraction of the training rows runs with that fraction of the
 //! point's L1 and L2 (without this the search favours too little
-//! regularisation: measured in `docs/PERFORMANCE.md`). Each
+//! regularisation: measured in `docs/PERFORMANCE.md`). Small data, on which
+//! the budget lets every point train on all the rows several times, is
+//! cross-validated instead ([`MAX_FOLDS`] folds at most): one held-out fifth
+//! of a few thousand rows is too noisy to rank the points by. Each
 //! trial trains the way the real run will (same optimizer, mini-batch size,
 //! feature layout and number of passes), on one thread, so the choice
 //! depends only on the data, the settings and the seed, not on the thread
@@ -46,6 +49,8 @@ const HOLDOUT_PER_ROW: f64 = 0.5;
 const EVAL_COST: f64 = 0.5;
 /// At most this many training rows are sampled (160 bytes each in memory).
 const MAX_SAMPLE_ROWS: u64 = 1_000_000;
+/// At most this many folds in cross-validation.
+pub const MAX_FOLDS: u64 = 5;
 /// At most this many rows are held out.
 const MAX_HOLDOUT_ROWS: u64 = 250_000;
 
@@ -100,11 +105,16 @@ pub struct Chosen {
 /// `metrics.json` and of the export's flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
-    /// `successive-halving`.
+    /// `successive-halving` (one held-out slice), or `cross-validation`
+    /// (small data: every point on all the rows, k folds).
     pub method: String,
+    /// Folds of the cross-validation (`cross-validation`); 1 for one
+    /// held-out slice (`successive-halving`).
+    pub folds: u64,
     /// The values chosen.
     pub chosen: Chosen,
-    /// Mean held-out log loss of the chosen values, in the last rung.
+    /// Mean held-out log loss of the chosen values, in the last rung (over
+    /// all the folds in cross-validation).
     pub chosen_holdout_log_loss: f64,
     /// Training rows of the folder (recorded or estimated).
     pub train_rows: u64,
@@ -245,8 +255,20 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
         }
     }
     let rungs = rungs_for(lo);
-    let want_train = rungs.iter().map(|r| r.1).max().unwrap_or(0);
-    let want_hold = rungs.iter().map(|r| r.2).max().unwrap_or(0);
+    // Small data, which the budget lets every point train on whole: k-fold
+    // cross-validation over all the rows (k up to 5, as the budget allows)
+    // instead of one held-out fifth, for a steadier choice.
+    let small = lo >= avail && avail.saturating_add(holdout_cap) >= n_rows && n_rows <= MAX_SAMPLE_ROWS;
+    let cv_work = |k: u64| {
+        let n = n_rows as f64;
+        points.len() as f64 * k as f64 * ((n * (k - 1) as f64 / k as f64 * passes).ceil() + n / k as f64 * EVAL_COST)
+    };
+    let folds = if small { (2..=MAX_FOLDS).rev().find(|&k| cv_work(k) <= budget).unwrap_or(1) } else { 1 };
+    let (want_train, want_hold) = if folds > 1 {
+        (n_rows, 0)
+    } else {
+        (rungs.iter().map(|r| r.1).max().unwrap_or(0), rungs.iter().map(|r| r.2).max().unwrap_or(0))
+    };
 
     // Read the sample: blocks in the seeded order, every fifth row held out.
     let mut sample: Vec<SampleRow> = Vec::with_capacity(want_train as usize);
@@ -287,6 +309,9 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
             sample.swap(i, (state % (i as u64 + 1)) as usize);
         }
     }
+    if folds > 1 && sample.len() >= folds as usize {
+        return cross_validate(inp, &points, sample, folds, passes, n_rows, cfg, t0);
+    }
     if sample.is_empty() || holdout.is_empty() {
         return Err(TrainError::NoRows { dir: inp.dir.to_path_buf(), what: "train on (too few rows to tune on)" });
     }
@@ -307,37 +332,13 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
         // trial on a fraction of the rows gets that fraction of them.
         let scale = (rows as f64 / n_rows as f64).min(1.0);
         let todo: Vec<usize> = alive.iter().copied().filter(|&p| !cache.contains_key(&(p, rows, hold))).collect();
-        let results = Mutex::new(Vec::new());
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..inp.threads.clamp(1, todo.len().max(1)) {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&p) = todo.get(i) else { break };
-                        let c = points[p];
-                        let opt = OptimizerConfig {
-                            learning_rate: c.learning_rate,
-                            l1: c.l1 * scale,
-                            l2: c.l2 * scale,
-                            ..inp.base
-                        };
-                        let loss = trial(
-                            &layout,
-                            opt,
-                            inp.batch_size,
-                            passes,
-                            &sample,
-                            rows as usize,
-                            &holdout,
-                            hold as usize,
-                        );
-                        results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((p, loss));
-                    }
-                });
-            }
+        let train_idx: Vec<u32> = (0..rows as u32).collect();
+        let results = in_parallel(inp.threads, &todo, |p| {
+            let opt = point_optimizer(inp.base, points[p], scale);
+            fit(&layout, opt, inp.batch_size, passes, &sample, &train_idx)
+                .map_or(f64::INFINITY, |m| loss_sum(&m, &holdout, 0..hold as usize) / hold.max(1) as f64)
         });
-        for (p, loss) in results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        for (p, loss) in results {
             work += (rows as f64 * passes).ceil() as u64 + (hold as f64 * EVAL_COST) as u64;
             cache.insert((p, rows, hold), loss);
         }
@@ -364,6 +365,7 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
     }
     Ok(Tuning {
         method: "successive-halving".into(),
+        folds: 1,
         chosen: points[best.0],
         chosen_holdout_log_loss: best.1,
         train_rows: n_rows,
@@ -453,40 +455,132 @@ impl Active {
     }
 }
 
-/// Trains a fresh model on the first `rows` rows of `sample` for `passes`
-/// passes (on one thread) and returns its mean log loss on the first `hold`
-/// rows of `holdout` (infinite if it diverged).
-#[allow(clippy::too_many_arguments)]
-fn trial(
+/// A grid point's settings, L1 and L2 scaled by `scale`.
+fn point_optimizer(base: OptimizerConfig, c: Chosen, scale: f64) -> OptimizerConfig {
+    OptimizerConfig { learning_rate: c.learning_rate, l1: c.l1 * scale, l2: c.l2 * scale, ..base }
+}
+
+/// `f` of every point of `todo`, on up to `threads` threads: (point, value).
+fn in_parallel(threads: usize, todo: &[usize], f: impl Fn(usize) -> f64 + Sync) -> Vec<(usize, f64)> {
+    let results = Mutex::new(Vec::with_capacity(todo.len()));
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, todo.len().max(1)) {
+            s.spawn(|| {
+                while let Some(&p) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let v = f(p);
+                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((p, v));
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Trains a fresh model on the rows `train` of `rows` for `passes` passes,
+/// on one thread; `None` if it diverged.
+fn fit(
     layout: &Layout,
     opt: OptimizerConfig,
     batch_size: usize,
     passes: f64,
-    sample: &Active,
-    rows: usize,
-    holdout: &Active,
-    hold: usize,
-) -> f64 {
-    let Ok(valid) = opt.validate() else { return f64::INFINITY };
-    let shared = SharedModel::new(layout.clone(), valid);
+    rows: &Active,
+    train: &[u32],
+) -> Option<SharedModel> {
+    let shared = SharedModel::new(layout.clone(), opt.validate().ok()?);
     let mut worker = Worker::new(&shared, batch_size);
-    let total = (rows as f64 * passes).ceil() as usize;
+    let total = (train.len() as f64 * passes).ceil() as usize;
     let mut active = [(0u32, 0f32); ACTIVE];
-    for i in (0..rows.max(1)).cycle().take(total) {
-        let label = sample.get(i, &mut active);
+    for &i in train.iter().cycle().take(total) {
+        let label = rows.get(i as usize, &mut active);
         worker.train_active(&active, label);
     }
     worker.end_batch();
-    if shared.diverged() {
-        return f64::INFINITY;
-    }
+    drop(worker);
+    (!shared.diverged()).then_some(shared)
+}
+
+/// The summed log loss of `model` on the rows `which` of `rows` (infinite
+/// for a non-finite loss).
+fn loss_sum(model: &SharedModel, rows: &Active, which: impl Iterator<Item = usize>) -> f64 {
+    let mut active = [(0u32, 0f32); ACTIVE];
     let mut sum = 0.0;
-    for i in 0..hold {
-        let label = holdout.get(i, &mut active);
-        sum += logit_loss(shared.logit(&active), label);
+    for i in which {
+        let label = rows.get(i, &mut active);
+        sum += logit_loss(model.logit(&active), label);
     }
-    let mean = sum / hold.max(1) as f64;
-    if mean.is_finite() { mean } else { f64::INFINITY }
+    if sum.is_finite() { sum } else { f64::INFINITY }
+}
+
+/// Small data: every point trained on all but one of `folds` folds (rows
+/// `i` with `i % folds == j` held out) and scored on that fold, for each
+/// fold; ranked by the mean log loss over all the rows.
+#[allow(clippy::too_many_arguments)]
+fn cross_validate(
+    inp: &SearchInput<'_>,
+    points: &[Chosen],
+    mut rows: Vec<SampleRow>,
+    folds: u64,
+    passes: f64,
+    n_rows: u64,
+    cfg: TuneConfig,
+    t0: Instant,
+) -> Result<Tuning, TrainError> {
+    let layout = compact_layout(inp.layout, &mut rows, &mut [])?;
+    let all = Active::of(&layout, &rows);
+    drop(rows);
+    let (n, k) = (all.len(), folds as usize);
+    let sets: Vec<(Vec<u32>, Vec<u32>)> = (0..k)
+        .map(|j| {
+            let (hold, train): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&i| i as usize % k == j);
+            (train, hold)
+        })
+        .collect();
+    let train_rows = sets[0].0.len() as u64;
+    let scale = (train_rows as f64 / n_rows as f64).min(1.0);
+    let todo: Vec<usize> = (0..points.len()).collect();
+    let mut results = in_parallel(inp.threads, &todo, |p| {
+        let opt = point_optimizer(inp.base, points[p], scale);
+        let mut sum = 0.0;
+        for (train, hold) in &sets {
+            sum += fit(&layout, opt, inp.batch_size, passes, &all, train)
+                .map_or(f64::INFINITY, |m| loss_sum(&m, &all, hold.iter().map(|&i| i as usize)));
+        }
+        sum / n as f64
+    });
+    results.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let work = sets
+        .iter()
+        .map(|(t, h)| (t.len() as f64 * passes).ceil() as u64 + (h.len() as f64 * EVAL_COST) as u64)
+        .sum::<u64>()
+        * points.len() as u64;
+    let trials = results
+        .iter()
+        .map(|&(p, loss)| Trial {
+            rung: 0,
+            rows: train_rows,
+            holdout_rows: sets[0].1.len() as u64,
+            learning_rate: points[p].learning_rate,
+            l1: points[p].l1,
+            l2: points[p].l2,
+            holdout_log_loss: loss,
+        })
+        .collect();
+    Ok(Tuning {
+        method: "cross-validation".into(),
+        folds,
+        chosen: points[results[0].0],
+        chosen_holdout_log_loss: results[0].1,
+        train_rows: n_rows,
+        sample_rows: n as u64,
+        holdout_rows: n as u64,
+        passes,
+        budget_epochs: cfg.budget_epochs,
+        work,
+        seed: inp.seed,
+        trials,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// Only FTRL is searched; the other optimizers keep their defaults.

@@ -95,6 +95,19 @@ fn the_search_reads_only_training_data_is_reproducible_and_recorded() {
     cs.seed = 2;
     assert_ne!(table(train(&cs).tuning.as_ref().unwrap()).trials, t.trials);
 
+    // Small data with room in the budget: k-fold cross-validation over all
+    // the rows, again blind to the evaluation folder.
+    let cv = |job: &str, eval: &str| {
+        let mut c = config(d.path(), job);
+        c.tune = Some(TuneConfig { budget_epochs: 1.0, min_work: 1_000_000 });
+        c.eval_dir = d.path().join(eval);
+        table(train(&c).tuning.as_ref().unwrap())
+    };
+    let (x, y) = (cv("cv1", "eval"), cv("cv2", "train"));
+    assert_eq!(x, y);
+    assert_eq!((x.method.as_str(), x.sample_rows, x.trials.len()), ("cross-validation", 12_000, 48));
+    assert!(x.folds >= 2 && x.work <= 1_000_000, "{} folds, work {}", x.folds, x.work);
+
     // Recorded: tuning.json, metrics.json, the export's manifest.
     let file: Tuning = serde_json::from_value(json(d.path().join("a").join(TUNING_FILE))).unwrap();
     assert_eq!(table(&file), table(&t));
