@@ -114,6 +114,15 @@ pub enum TrainError {
         /// What differs, in words.
         what: String,
     },
+    /// The job folder's record of an earlier hyperparameter search is damaged.
+    #[error("{}: not a search record ({source}); remove it to search again, or pass --overwrite", path.display())]
+    TuningRecord {
+        /// `JOB_DIR/tuning.json`.
+        path: PathBuf,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A checkpoint that cannot be used.
     #[error("{}: {source}", path.display())]
     Checkpoint {
@@ -521,10 +530,8 @@ fn choose_optimizer(
     let path = job.path().join(TUNING_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let t: Tuning = serde_json::from_slice(&bytes).map_err(|e| TrainError::Io {
-                path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?;
+            let t: Tuning = serde_json::from_slice(&bytes)
+                .map_err(|source| TrainError::TuningRecord { path: path.clone(), source })?;
             return Ok((with(&t), Some(t), true));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -145,6 +145,13 @@ fn no_search_without_tune_and_none_again_on_resume() {
     assert!(again.tuning_reused);
     assert_eq!(again.optimizer, chosen);
     assert_eq!(table(again.tuning.as_ref().unwrap()), table(first.tuning.as_ref().unwrap()));
+    // A damaged record is an error naming it, not a silent new search.
+    let record = d.path().join("job").join(TUNING_FILE);
+    let good = std::fs::read(&record).unwrap();
+    std::fs::write(&record, b"{\"chosen\": 1").unwrap();
+    let e = sparky_trainer::run(&c, &Progress::new(), &|_| {}).unwrap_err();
+    assert!(matches!(e, sparky_trainer::TrainError::TuningRecord { .. }) && e.to_string().contains(TUNING_FILE), "{e}");
+    std::fs::write(&record, good).unwrap();
     // Without the record, the checkpoint's values are kept, still without a search.
     std::fs::remove_file(d.path().join("job").join(TUNING_FILE)).unwrap();
     c.train_steps = Some(300);
