@@ -155,13 +155,14 @@ struct Args {
     /// learning rate {0.05, 0.1, 0.2, 0.4} x L1 {0, 0.3, 1, 3} x L2 {0, 1, 10},
     /// each point trained on a sample for the planned number of passes and
     /// scored on a held-out fifth of the rows; the best third go on to three
-    /// times more rows. The choice and every trial are logged and written to
+    /// times more rows (small data, which every point can train on whole, is
+    /// cross-validated instead). The choice and every trial are logged and written to
     /// JOB_DIR/tuning.json, metrics.json and the export's manifest; a resumed
     /// job keeps them. With --threads 1 (or any thread count) and the same
     /// --seed the choice is reproducible. `off` trains with the fixed
     /// defaults (faster start; use it when the defaults are known to suit the
     /// data).
-    #[arg(long, value_enum, default_value_t = TuneArg::Auto, verbatim_doc_comment)]
+    #[arg(long, value_enum, default_value_t = TuneArg::Auto)]
     tune: TuneArg,
 
     /// The search's work limit, in epochs of the training data (examples

@@ -118,6 +118,9 @@ fn bad_settings_exit_1_with_a_message_and_usage_errors_exit_2() {
         "--seed",
         "--overwrite",
         "--artifact-dir",
+        "--tune",
+        "--tune-budget",
+        "progressive validation",
         "Exit codes",
     ] {
         assert!(help.contains(f), "--help lacks {f}");
