@@ -27,6 +27,7 @@ pub use sparky_prepared::artifacts::{
 use sparky_prepared::artifacts::{check_csv, manifest_from_bytes};
 use sparky_prepared::schema::{CAT_FEATURES, NUM_CAT};
 
+use crate::parse::{Cat, hex8};
 use crate::vocab::{ColumnVocab, Counts, Value, Vocabulary, text_cmp};
 
 /// Loaded artifacts: the manifest and the vocabulary.
@@ -56,6 +57,23 @@ fn csv_field(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
+/// Appends one CSV row `feature,value,count,rank` to `out`.
+fn csv_row(out: &mut Vec<u8>, c: usize, value: Cat<'_>, count: u64, rank: u64) {
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(CAT_FEATURES[c].as_bytes());
+    out.push(b',');
+    match value {
+        Cat::Hex(v) => out.extend_from_slice(&hex8(v)),
+        Cat::Missing => {}
+        Cat::Other(b) => csv_field(out, b),
+    }
+    out.push(b',');
+    out.extend_from_slice(num.format(count).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(num.format(rank).as_bytes());
+    out.push(b'\n');
+}
+
 /// Renders the CSV of a vocabulary.
 #[must_use]
 pub fn render_csv(vocabulary: &Vocabulary) -> Vec<u8> {
@@ -63,24 +81,111 @@ pub fn render_csv(vocabulary: &Vocabulary) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 * total + 64);
     out.extend_from_slice(CSV_HEADER.as_bytes());
     out.push(b'\n');
-    let mut text = Vec::new();
-    let mut num = itoa::Buffer::new();
     for (c, col) in vocabulary.columns.iter().enumerate() {
-        let name = CAT_FEATURES[c];
-        for (i, (value, count)) in col.entries().iter().enumerate() {
-            out.extend_from_slice(name.as_bytes());
-            out.push(b',');
-            text.clear();
-            value.as_cat().write_text(&mut text);
-            csv_field(&mut out, &text);
-            out.push(b',');
-            out.extend_from_slice(num.format(*count).as_bytes());
-            out.push(b',');
-            out.extend_from_slice(num.format(i + 1).as_bytes());
-            out.push(b'\n');
-        }
+        let mut rank = 0;
+        let _ = col.for_each_entry::<()>(|value, count| {
+            rank += 1;
+            csv_row(&mut out, c, value, count, rank);
+            Ok(())
+        });
     }
     out
+}
+
+/// Writes the artifacts row by row, so that the CSV is never held whole in
+/// memory: [`begin`](Self::begin), [`row`](Self::row) for every entry in
+/// feature then rank order, [`finish`](Self::finish). Dropped unfinished, it
+/// leaves no artifacts (the old manifest is removed at the start, the CSV's
+/// temporary file on drop).
+#[derive(Debug)]
+pub struct ArtifactsWriter<'a> {
+    dir: &'a DirLock,
+    file: std::io::BufWriter<sparky_io::AtomicFile>,
+    buf: Vec<u8>,
+    crc: u32,
+    bytes: u64,
+    sizes: [u64; NUM_CAT],
+}
+
+impl<'a> ArtifactsWriter<'a> {
+    /// Starts writing artifacts into the locked folder `dir`: refuses
+    /// existing artifacts without `overwrite`, removes the old manifest (a
+    /// stale manifest must never vouch for a new CSV), opens the CSV.
+    ///
+    /// # Errors
+    /// [`ArtifactError::Exists`]; I/O errors.
+    pub fn begin(dir: &'a DirLock, overwrite: bool) -> Result<Self, ArtifactError> {
+        let path = dir.path();
+        if exist(path) && !overwrite {
+            return Err(ArtifactError::Exists { dir: path.to_path_buf() });
+        }
+        dir.remove_stale_temps()?;
+        let manifest_path = path.join(MANIFEST_FILE);
+        match std::fs::remove_file(&manifest_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ArtifactError::Io { path: manifest_path, source }),
+        }
+        let file = sparky_io::AtomicFile::create(path.join(COUNTS_FILE))?;
+        let mut w = Self {
+            dir,
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            buf: Vec::with_capacity(1 << 16),
+            crc: 0,
+            bytes: 0,
+            sizes: [0; NUM_CAT],
+        };
+        w.buf.extend_from_slice(CSV_HEADER.as_bytes());
+        w.buf.push(b'\n');
+        Ok(w)
+    }
+
+    fn flush_buf(&mut self) -> Result<(), ArtifactError> {
+        use std::io::Write;
+        self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+        self.bytes += self.buf.len() as u64;
+        self.file
+            .write_all(&self.buf)
+            .map_err(|source| ArtifactError::Io { path: self.dir.path().join(COUNTS_FILE), source })?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Adds the next entry of column `c` (0-based): its value and count; the
+    /// rank is the column's next.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn row(&mut self, c: usize, value: Cat<'_>, count: u64) -> Result<(), ArtifactError> {
+        self.sizes[c] += 1;
+        csv_row(&mut self.buf, c, value, count, self.sizes[c]);
+        if self.buf.len() >= 1 << 16 { self.flush_buf() } else { Ok(()) }
+    }
+
+    /// Commits the CSV, then writes the manifest, the commit point.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(
+        mut self,
+        rows_read: u64,
+        rows_rejected: u64,
+        min_count: u64,
+    ) -> Result<CheckedArtifacts, ArtifactError> {
+        self.flush_buf()?;
+        let path = self.dir.path();
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| ArtifactError::Io { path: path.join(COUNTS_FILE), source: e.into_error() })?;
+        file.commit()?;
+        let mut manifest = Manifest::new(&self.sizes, rows_read, rows_rejected, min_count, &[]);
+        manifest.counts_csv.bytes = self.bytes;
+        manifest.counts_csv.crc32c = self.crc;
+        let json = manifest.to_json();
+        sparky_io::write_atomic(path.join(MANIFEST_FILE), &json)?;
+        Ok(CheckedArtifacts { dir: path.to_path_buf(), manifest, manifest_crc32c: crc32c::crc32c(&json) })
+    }
 }
 
 /// Writes both artifact files into the locked folder `dir`, atomically:
@@ -99,24 +204,11 @@ pub fn write(
     min_count: u64,
     overwrite: bool,
 ) -> Result<CheckedArtifacts, ArtifactError> {
-    let path = dir.path();
-    if exist(path) && !overwrite {
-        return Err(ArtifactError::Exists { dir: path.to_path_buf() });
+    let mut w = ArtifactsWriter::begin(dir, overwrite)?;
+    for (c, col) in vocabulary.columns.iter().enumerate() {
+        col.for_each_entry(|value, count| w.row(c, value, count))?;
     }
-    dir.remove_stale_temps()?;
-    let csv = render_csv(vocabulary);
-    let sizes = vocabulary.sizes();
-    let manifest = Manifest::new(&sizes, rows_read, rows_rejected, min_count, &csv);
-    let manifest_path = path.join(MANIFEST_FILE);
-    match std::fs::remove_file(&manifest_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(ArtifactError::Io { path: manifest_path, source }),
-    }
-    sparky_io::write_atomic(path.join(COUNTS_FILE), &csv)?;
-    let json = manifest.to_json();
-    sparky_io::write_atomic(&manifest_path, &json)?;
-    Ok(CheckedArtifacts { dir: path.to_path_buf(), manifest, manifest_crc32c: crc32c::crc32c(&json) })
+    w.finish(rows_read, rows_rejected, min_count)
 }
 
 /// Header of a partial counts file (see [`write_partial_counts`]).

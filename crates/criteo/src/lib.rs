@@ -42,4 +42,5 @@ pub mod artifacts;
 pub mod input;
 pub mod parse;
 pub mod prepare;
+mod spill;
 pub mod vocab;

@@ -34,7 +34,9 @@ use sparky_tfrecord::example::Int64ExampleEncoder;
 
 use crate::artifacts::{self, ArtifactError};
 use crate::input::{self, Chunk, InputError, Mapped, Source};
+use crate::parse::Cat;
 use crate::parse::{Row, RowError, parse_line};
+use crate::spill::{CountSink, Ids, MIN_TABLE_BYTES, SpillFiles};
 use crate::vocab::{Counts, Vocabulary};
 
 /// What to do with a malformed line.
@@ -85,6 +87,10 @@ pub struct PrepareConfig {
     /// Train mode only: load the artifacts from `model_dir` instead of
     /// counting (the transform stage of a sharded run, after a merge).
     pub load_artifacts: bool,
+    /// Bytes the counting tables of train mode may hold; past it, counts
+    /// spill to disk (see [`default_memory_limit`] for the default). Fixed
+    /// per-thread buffers and the mapped input come on top.
+    pub memory_limit: u64,
 }
 
 /// The phases a prepare run reports in its [`Progress`].
@@ -185,6 +191,34 @@ pub enum PrepareError {
     /// An invalid setting.
     #[error("{0}")]
     Config(String),
+    /// `--memory-limit` below what counting needs to make progress.
+    #[error(
+        "--memory-limit {limit} bytes is too small: counting with {threads} threads needs at least {needed} bytes \
+         ({per_thread} a thread for parsed values, and room for 26 small tables)"
+    )]
+    MemoryLimit {
+        /// The limit given.
+        limit: u64,
+        /// The least that works.
+        needed: u64,
+        /// Worker threads.
+        threads: usize,
+        /// Bytes a thread's batch takes.
+        per_thread: u64,
+    },
+}
+
+/// The default `memory_limit`: half of the machine's physical memory (4 GiB
+/// when it cannot be read).
+#[must_use]
+pub fn default_memory_limit() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    total.map_or(4 << 30, |t| t / 2)
 }
 
 impl PrepareConfig {
@@ -210,6 +244,7 @@ impl PrepareConfig {
             first_line: 0,
             sync: true,
             load_artifacts: false,
+            memory_limit: default_memory_limit(),
         }
     }
 
@@ -226,7 +261,36 @@ impl PrepareConfig {
         if self.min_count == 0 {
             return Err(PrepareError::Config("--min-count must be at least 1".into()));
         }
+        if self.mode == Mode::Train && !self.load_artifacts {
+            self.count_budget()?;
+        }
         Ok(())
+    }
+
+    /// Bytes a worker's batch of parsed keys may take: 26 keys of 4 bytes a
+    /// line, for lines of at least 64 bytes (Criteo's are about 240).
+    fn batch_bytes(&self) -> u64 {
+        (self.chunk_bytes as u64 / 64 + 1) * NUM_CAT as u64 * 4
+    }
+
+    /// The counting tables' budget: the memory limit less the workers'
+    /// batches.
+    ///
+    /// # Errors
+    /// [`PrepareError::MemoryLimit`] when that leaves too little.
+    pub fn count_budget(&self) -> Result<usize, PrepareError> {
+        let per_thread = self.batch_bytes();
+        let reserved = per_thread * self.threads as u64 + (64 << 10);
+        let needed = reserved + (NUM_CAT * MIN_TABLE_BYTES) as u64;
+        if self.memory_limit < needed {
+            return Err(PrepareError::MemoryLimit {
+                limit: self.memory_limit,
+                needed,
+                threads: self.threads,
+                per_thread,
+            });
+        }
+        Ok(usize::try_from(self.memory_limit - reserved).unwrap_or(usize::MAX))
     }
 
     /// The file name of part `p`.
@@ -244,7 +308,7 @@ impl PrepareConfig {
 
 /// The values of a row in Example order: label or id, integers, vocabulary ids.
 #[inline]
-fn row_values(row: &Row<'_>, first: i64, vocab: &Vocabulary, out: &mut [i64; ROW_VALUES]) {
+fn row_values(row: &Row<'_>, first: i64, vocab: &impl Ids, out: &mut [i64; ROW_VALUES]) {
     out[0] = first;
     out[1..=NUM_INT].copy_from_slice(&row.ints);
     let ids: &mut [i64; NUM_CAT] = (&mut out[1 + NUM_INT..]).try_into().expect("26 slots");
@@ -364,25 +428,48 @@ fn owned(name: &str) -> bool {
     name.starts_with("part-") || name == PREPARED_FILE || name == REJECTS_FILE
 }
 
-/// Counts the categorical values of every good line.
+/// One worker's batch of parsed values, added to the shared tables once per
+/// chunk: hex values per column, the rare others counted locally.
+struct CountBatch {
+    keys: Vec<Vec<u32>>,
+    local: Counts,
+}
+
+impl CountBatch {
+    fn new() -> Self {
+        Self { keys: vec![Vec::new(); NUM_CAT], local: Counts::default() }
+    }
+}
+
+/// Counts the categorical values of every good line into one table per
+/// column, shared by the workers: each worker parses a chunk into a batch of
+/// keys per column, then adds each column's batch under that column's lock
+/// (starting at a different column per chunk, taking a free lock first), so
+/// the tables exist once however many threads count.
 fn count(
     cfg: &PrepareConfig,
     inputs: &[Mapped],
     chunks: &[Chunk],
     progress: &Progress,
-) -> Result<Counts, PrepareError> {
+    sink: &CountSink,
+) -> Result<u64, PrepareError> {
     let mode = cfg.mode;
     let skip = cfg.bad_lines == BadLines::Skip;
     let states = run_chunks(
         chunks,
         cfg.threads,
-        Counts::default,
-        |counts: &mut Counts, chunk| {
+        CountBatch::new,
+        |batch: &mut CountBatch, chunk| {
             let mut first_error = None;
             let mut rows = 0u64;
             for_each_line(chunk, inputs[chunk.input].bytes(), |line, _, bytes| match parse_line(bytes, mode) {
                 Ok(row) => {
-                    counts.add_row(&row);
+                    for (c, &cat) in row.cats.iter().enumerate() {
+                        match cat {
+                            Cat::Hex(k) => batch.keys[c].push(k),
+                            other => batch.local.columns[c].add(other),
+                        }
+                    }
                     rows += 1;
                     true
                 }
@@ -392,18 +479,25 @@ fn count(
                 }
                 Err(_) => true,
             });
+            batch.local.rows += rows;
             progress.add((chunk.end - chunk.start) as u64, rows);
             inputs[chunk.input].release(chunk.start..chunk.end);
-            first_error
+            if first_error.is_some() {
+                return Ok(first_error);
+            }
+            sink.add(&mut batch.keys, chunk.global_line as usize).map(|()| None)
         },
-        |_, error: Option<Reject>| match error {
+        |_, r: Result<Option<Reject>, PrepareError>| match r? {
             Some(r) => Err(PrepareError::BadLine { input: inputs[r.input].name.clone(), line: r.line, error: r.error }),
             None => Ok(progress.check()?),
         },
     )?;
-    // Merge pairwise in parallel.
-    use rayon::prelude::*;
-    Ok(states.into_par_iter().reduce(Counts::default, Counts::merged))
+    let mut rows = 0;
+    for s in states {
+        rows += s.local.rows;
+        sink.merge_local(s.local);
+    }
+    Ok(rows)
 }
 
 /// An open part being written.
@@ -412,8 +506,9 @@ enum PartWriter {
     Parquet(Box<parquet::file::writer::SerializedFileWriter<AtomicFile>>, Vec<Vec<i64>>),
 }
 
-/// Rows per Parquet row group.
-const PARQUET_ROW_GROUP: usize = 1 << 20;
+/// Rows per Parquet row group: 2^16 rows of 40 INT64 columns, 20 MiB of
+/// column buffers a writing thread (the buffers must not grow with the part).
+const PARQUET_ROW_GROUP: usize = 1 << 16;
 
 fn parquet_schema(mode: Mode) -> std::sync::Arc<parquet::schema::types::Type> {
     use parquet::basic::{Repetition, Type as Physical};
@@ -511,12 +606,12 @@ struct PartOut {
 /// Writes part `p`: the lines `[part_start(p), part_start(p + 1))`, read from
 /// the chunks that overlap them, encoded into a reused buffer and written.
 #[allow(clippy::too_many_lines)]
-fn write_part(
+fn write_part<V: Ids>(
     cfg: &PrepareConfig,
     p: usize,
     inputs: &[Mapped],
     chunks: &[Chunk],
-    vocab: &Vocabulary,
+    vocab: &V,
     encoder: &Int64ExampleEncoder,
     total_lines: u64,
     progress: &Progress,
@@ -604,12 +699,12 @@ fn write_part(
 
 /// Writes the parts: each worker thread takes whole parts, so parts are
 /// encoded, compressed and written in parallel.
-fn transform(
+fn transform<V: Ids>(
     cfg: &PrepareConfig,
     out: &mut OutputDir,
     inputs: &[Mapped],
     chunks: &[Chunk],
-    vocab: &Vocabulary,
+    vocab: &V,
     total_lines: u64,
     progress: &Progress,
 ) -> Result<(Vec<PartInfo>, Vec<Reject>, u64), PrepareError> {
@@ -700,26 +795,46 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     let total_lines: u64 = chunks.iter().map(|c| c.lines).sum();
 
     let mut count_seconds = 0.0;
-    let (vocab, manifest_crc) = match (loaded, &model_lock) {
-        (Some(a), _) => (a.vocabulary, a.manifest_crc32c),
+    let spill_files = SpillFiles::new(&cfg.out_dir);
+    let t;
+    let (sizes, manifest_crc, parts, rejects, rows) = match (loaded, &model_lock) {
+        (Some(a), _) => {
+            t = Instant::now();
+            progress.start(phase::WRITING, Unit::Bytes, input_bytes);
+            let (parts, rejects, rows) =
+                transform(cfg, &mut out, &inputs, &chunks, &a.vocabulary, total_lines, progress)?;
+            (a.vocabulary.sizes(), a.manifest_crc32c, parts, rejects, rows)
+        }
         (None, Some(lock)) => {
-            let t = Instant::now();
+            let t_count = Instant::now();
             progress.start(phase::COUNTING, Unit::Bytes, input_bytes);
-            let counts = count(cfg, &inputs, &chunks, progress)?;
-            let vocab = Vocabulary::from_counts(&counts, cfg.min_count);
+            let sink = CountSink::new(cfg.count_budget()?, &spill_files);
+            let counted = count(cfg, &inputs, &chunks, progress, &sink)?;
             // Lines rejected = lines - rows counted.
-            let rejected = total_lines - counts.rows;
-            let written = artifacts::write(lock, &vocab, counts.rows, rejected, cfg.min_count, cfg.overwrite)?;
-            count_seconds = t.elapsed().as_secs_f64();
-            (vocab, written.manifest_crc32c)
+            let rejected = total_lines - counted;
+            if sink.spills() == 0 {
+                let vocab = Vocabulary::from_counts_owned(sink.into_counts(counted), cfg.min_count);
+                let written = artifacts::write(lock, &vocab, counted, rejected, cfg.min_count, cfg.overwrite)?;
+                count_seconds = t_count.elapsed().as_secs_f64();
+                t = Instant::now();
+                progress.start(phase::WRITING, Unit::Bytes, input_bytes);
+                let (parts, rejects, rows) = transform(cfg, &mut out, &inputs, &chunks, &vocab, total_lines, progress)?;
+                (vocab.sizes(), written.manifest_crc32c, parts, rejects, rows)
+            } else {
+                let mut w = artifacts::ArtifactsWriter::begin(lock, cfg.overwrite)?;
+                let vocab = sink.finish_spilled(cfg.min_count, &mut w)?;
+                let written = w.finish(counted, rejected, cfg.min_count)?;
+                count_seconds = t_count.elapsed().as_secs_f64();
+                t = Instant::now();
+                progress.start(phase::WRITING, Unit::Bytes, input_bytes);
+                let (parts, rejects, rows) = transform(cfg, &mut out, &inputs, &chunks, &vocab, total_lines, progress)?;
+                (vocab.sizes(), written.manifest_crc32c, parts, rejects, rows)
+            }
         }
         (None, None) => unreachable!("train mode holds the model folder's lock"),
     };
-
-    let t = Instant::now();
-    progress.start(phase::WRITING, Unit::Bytes, input_bytes);
-    let (parts, rejects, rows) = transform(cfg, &mut out, &inputs, &chunks, &vocab, total_lines, progress)?;
     drop(inputs);
+    drop(spill_files);
     let write_seconds = t.elapsed().as_secs_f64();
 
     finish_out_dir(cfg, out, &parts, &rejects, rows, total_lines, manifest_crc)?;
@@ -735,7 +850,7 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
         lines: total_lines,
         rows,
         rejected,
-        vocabulary_sizes: vocab.sizes(),
+        vocabulary_sizes: sizes,
         parts,
         input_bytes,
         count_seconds,
@@ -772,7 +887,10 @@ pub fn count_stage(cfg: &PrepareConfig, counts_file: &Path, progress: &Progress)
     let chunks = input::chunks(&inputs, cfg.chunk_bytes);
     let lines: u64 = chunks.iter().map(|c| c.lines).sum();
     progress.start(phase::COUNTING, Unit::Bytes, inputs.iter().map(|m| m.bytes().len() as u64).sum());
-    let counts = count(cfg, &inputs, &chunks, progress)?;
+    let files = SpillFiles::new(&spool);
+    let sink = CountSink::new(usize::MAX, &files);
+    let counted = count(cfg, &inputs, &chunks, progress, &sink)?;
+    let counts = sink.into_counts(counted);
     let rejected = lines - counts.rows;
     artifacts::write_partial_counts(counts_file, &counts, rejected)?;
     progress.start(phase::DONE, Unit::Bytes, 0);
