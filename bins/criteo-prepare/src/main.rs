@@ -143,6 +143,21 @@ struct Args {
     #[arg(long)]
     no_sync: bool,
 
+    /// Memory for counting categorical values (train mode), such as 512M or 2G
+    /// (K, M, G, T: powers of 1024; a plain number is bytes) [default: half of
+    /// the machine's memory, printed at the start]. Counting holds one table
+    /// entry per distinct value (about 13 bytes); when the tables would
+    /// outgrow the limit, counts spill to sorted runs in hidden files in --out,
+    /// merged at the end, and the run completes with the same artifacts and
+    /// parts. Set it when the data's distinct values outgrow the memory you
+    /// can give (Kaggle's 45M lines: about 34M values, 450 MB; Criteo's 1 TB
+    /// logs: several GB), or to leave room for other work. Not counted:
+    /// fixed per-thread buffers (Parquet: about 20 MiB a thread) and the
+    /// mapped input's pages. Too small to hold the threads' batches and 26
+    /// small tables is refused before any work.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
+
     /// Worker threads, 1 to 256 [default: the number of cores]. Outputs are identical whatever the count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
@@ -175,6 +190,31 @@ enum CliError {
     Prepare(#[from] prepare::PrepareError),
     #[error(transparent)]
     Artifacts(#[from] sparky_prepared::ArtifactError),
+}
+
+/// `512M`, `2G`, `1.5G`, `65536`: K, M, G, T are powers of 1024.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = t[i..].to_ascii_uppercase();
+            let mult: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => return Err(format!("unknown unit {:?} (use K, M, G or T, e.g. 512M)", &t[i..])),
+            };
+            (&t[..i], mult)
+        }
+        None => (t, 1),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a size such as 512M or 2G"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("{s:?} is not a size such as 512M or 2G"));
+    }
+    Ok((v * mult as f64) as u64)
 }
 
 fn join(base: Option<&Path>, p: &Path) -> PathBuf {
@@ -253,6 +293,16 @@ fn run(args: Args) -> Result<(), CliError> {
     cfg.first_part = args.first_part;
     cfg.first_line = args.first_line;
     cfg.load_artifacts = stage == StageArg::Transform;
+    if let Some(limit) = args.memory_limit {
+        cfg.memory_limit = limit;
+    }
+    if mode == Mode::Train && stage == StageArg::All {
+        eprintln!(
+            "criteo-prepare: memory limit for counting {}{}",
+            human_bytes(cfg.memory_limit),
+            if args.memory_limit.is_some() { "" } else { " (half of this machine's memory; see --memory-limit)" }
+        );
+    }
     sparky_cli::stop_on_signals(&PROGRESS);
     let bar = ProgressBar::start(args.quiet, &PROGRESS);
     if stage == StageArg::Count {
@@ -287,7 +337,16 @@ fn run(args: Args) -> Result<(), CliError> {
         cfg.model_dir.display()
     );
     if mode == Mode::Train && !cfg.load_artifacts {
-        eprintln!("criteo-prepare: counting {:.2} s, writing parts {:.2} s", s.count_seconds, s.write_seconds);
+        eprintln!(
+            "criteo-prepare: counting {:.2} s{}, writing parts {:.2} s",
+            s.count_seconds,
+            if s.spills > 0 {
+                format!(" ({} runs spilled to disk within the memory limit)", s.spills)
+            } else {
+                String::new()
+            },
+            s.write_seconds
+        );
     }
     Ok(())
 }

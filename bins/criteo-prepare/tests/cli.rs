@@ -261,3 +261,54 @@ fn an_output_that_cannot_be_created_is_named() {
     assert!(stderr(&o).contains("file/out"), "{}", stderr(&o));
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn memory_limit_is_printed_parsed_and_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(&dir.path().join("train.tsv"), 3000);
+    let d = dir.path().to_str().unwrap();
+    let o = bin()
+        .args(["-b", d, "-i", "train.tsv", "-o", "o", "-m", "train", "-x", "m", "--memory-limit", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("512M"), "the error shows the form: {}", stderr(&o));
+    // Too small: exit 1 at once, nothing created.
+    let o = bin()
+        .args(["-b", d, "-i", "train.tsv", "-o", "o", "-m", "train", "-x", "m", "--memory-limit", "64K"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--memory-limit 65536 bytes is too small"), "{}", stderr(&o));
+    assert!(!dir.path().join("o").exists() && !dir.path().join("m").exists());
+    // The default is printed; a small limit spills and says so.
+    let o = bin().args(["-b", d, "-i", "train.tsv", "-o", "o", "-m", "train", "-x", "m", "-q"]).output().unwrap();
+    assert!(o.status.success() && stderr(&o).contains("half of this machine's memory"), "{}", stderr(&o));
+    let o = bin()
+        .args([
+            "-b",
+            d,
+            "-i",
+            "train.tsv",
+            "-o",
+            "o2",
+            "-m",
+            "train",
+            "-x",
+            "m2",
+            "-q",
+            "--threads",
+            "1",
+            "--memory-limit",
+            "620K",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success() && stderr(&o).contains("memory limit for counting 620.0 KiB"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("spilled to disk"), "{}", stderr(&o));
+    let parts = |d: &str| -> Vec<_> {
+        visible(&dir.path().join(d)).into_iter().filter(|(n, _)| n.starts_with("part-")).collect()
+    };
+    assert!(parts("o").len() == 8 && parts("o") == parts("o2"), "the parts of a spilling run are the in-memory run's");
+    assert!(visible(&dir.path().join("m")) == visible(&dir.path().join("m2")), "so are the artifacts");
+}

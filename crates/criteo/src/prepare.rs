@@ -124,6 +124,8 @@ pub struct PrepareSummary {
     pub input_bytes: u64,
     /// Seconds spent counting (train mode).
     pub count_seconds: f64,
+    /// Counting runs spilled to disk to stay within the memory limit (train mode).
+    pub spills: usize,
     /// Seconds spent writing parts.
     pub write_seconds: f64,
     /// Seconds in all.
@@ -193,8 +195,8 @@ pub enum PrepareError {
     Config(String),
     /// `--memory-limit` below what counting needs to make progress.
     #[error(
-        "--memory-limit {limit} bytes is too small: counting with {threads} threads needs at least {needed} bytes \
-         ({per_thread} a thread for parsed values, and room for 26 small tables)"
+        "--memory-limit {limit} bytes is too small: counting needs at least {needed} bytes ({per_thread} for each \
+         of the {threads} threads' batches of parsed values, and room for 26 small tables)"
     )]
     MemoryLimit {
         /// The limit given.
@@ -267,10 +269,10 @@ impl PrepareConfig {
         Ok(())
     }
 
-    /// Bytes a worker's batch of parsed keys may take: 26 keys of 4 bytes a
-    /// line, for lines of at least 64 bytes (Criteo's are about 240).
+    /// Bytes a worker's batch of parsed keys takes: 26 keys of 4 bytes for
+    /// each of [`BATCH_LINES`] lines.
     fn batch_bytes(&self) -> u64 {
-        (self.chunk_bytes as u64 / 64 + 1) * NUM_CAT as u64 * 4
+        (BATCH_LINES * NUM_CAT * 4) as u64
     }
 
     /// The counting tables' budget: the memory limit less the workers'
@@ -428,6 +430,9 @@ fn owned(name: &str) -> bool {
     name.starts_with("part-") || name == PREPARED_FILE || name == REJECTS_FILE
 }
 
+/// Lines a counting worker parses before adding their values to the tables.
+const BATCH_LINES: usize = 4096;
+
 /// One worker's batch of parsed values, added to the shared tables once per
 /// chunk: hex values per column, the rare others counted locally.
 struct CountBatch {
@@ -461,7 +466,9 @@ fn count(
         CountBatch::new,
         |batch: &mut CountBatch, chunk| {
             let mut first_error = None;
+            let mut sink_error = None;
             let mut rows = 0u64;
+            let mut batched = 0;
             for_each_line(chunk, inputs[chunk.input].bytes(), |line, _, bytes| match parse_line(bytes, mode) {
                 Ok(row) => {
                     for (c, &cat) in row.cats.iter().enumerate() {
@@ -471,6 +478,14 @@ fn count(
                         }
                     }
                     rows += 1;
+                    batched += 1;
+                    if batched == BATCH_LINES {
+                        batched = 0;
+                        if let Err(e) = sink.add(&mut batch.keys, line as usize) {
+                            sink_error = Some(e);
+                            return false;
+                        }
+                    }
                     true
                 }
                 Err(error) if !skip => {
@@ -482,6 +497,9 @@ fn count(
             batch.local.rows += rows;
             progress.add((chunk.end - chunk.start) as u64, rows);
             inputs[chunk.input].release(chunk.start..chunk.end);
+            if let Some(e) = sink_error {
+                return Err(e);
+            }
             if first_error.is_some() {
                 return Ok(first_error);
             }
@@ -795,6 +813,7 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     let total_lines: u64 = chunks.iter().map(|c| c.lines).sum();
 
     let mut count_seconds = 0.0;
+    let mut spills = 0;
     let spill_files = SpillFiles::new(&cfg.out_dir);
     let t;
     let (sizes, manifest_crc, parts, rejects, rows) = match (loaded, &model_lock) {
@@ -812,7 +831,8 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
             let counted = count(cfg, &inputs, &chunks, progress, &sink)?;
             // Lines rejected = lines - rows counted.
             let rejected = total_lines - counted;
-            if sink.spills() == 0 {
+            spills = sink.spills();
+            if spills == 0 {
                 let vocab = Vocabulary::from_counts_owned(sink.into_counts(counted), cfg.min_count);
                 let written = artifacts::write(lock, &vocab, counted, rejected, cfg.min_count, cfg.overwrite)?;
                 count_seconds = t_count.elapsed().as_secs_f64();
@@ -854,6 +874,7 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
         parts,
         input_bytes,
         count_seconds,
+        spills,
         write_seconds,
         total_seconds: t0.elapsed().as_secs_f64(),
     })

@@ -330,3 +330,101 @@ fn odd_inputs_give_clear_errors_or_counted_skips() {
     assert!(e.contains("bad.tsv.gz"), "{e}");
     assert!(!dir.path().join("o-gz/_SUCCESS").exists());
 }
+
+/// Generated rows, then lines whose values are not 8 hex digits (sorting
+/// among and around the hex ones), so that both kinds meet in the merge.
+fn mixed_input(path: &Path, rows: u64) {
+    generate(path, 0, rows, true);
+    let mut text = std::fs::read(path).unwrap();
+    for i in 0..300 {
+        let odd = ["x,\"y", "0000000g", "ABCDEF12", "zz", "7fff", "ffffffff0"][i % 6];
+        let mut f = vec![(i % 2).to_string()];
+        f.extend((0..13).map(|j| ((i * j) % 5).to_string()));
+        f.extend((0..26).map(|c| if (i + c) % 3 == 0 { odd.to_string() } else { format!("{:08x}", (i * 7 + c) % 40) }));
+        text.extend_from_slice(f.join("\t").as_bytes());
+        text.push(b'\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// A memory limit that leaves the counting tables `budget` bytes.
+fn limit_for(c: &PrepareConfig, budget: u64) -> u64 {
+    let mut probe = c.clone();
+    probe.memory_limit = 1 << 30;
+    let reserved = (1 << 30) - probe.count_budget().unwrap() as u64;
+    reserved + budget
+}
+
+fn spill_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".spill"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn spilled_counts_give_the_in_memory_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    mixed_input(&input, 6000);
+    for format in [PartFormat::Tfrecord, PartFormat::Parquet] {
+        for min_count in [1, 2] {
+            let tag = format!("{format:?}-{min_count}");
+            let reference = dir.path().join(format!("ref-{tag}"));
+            let ref_model = dir.path().join(format!("ref-model-{tag}"));
+            let mut c = config(&input, reference.clone(), Mode::Train, ref_model.clone());
+            c.format = format;
+            c.min_count = min_count;
+            let s = run(&c).unwrap();
+            assert_eq!(s.spills, 0);
+            for threads in [1, 3] {
+                let out = dir.path().join(format!("out-{tag}-{threads}"));
+                let model = dir.path().join(format!("model-{tag}-{threads}"));
+                let mut c = config(&input, out.clone(), Mode::Train, model.clone());
+                c.format = format;
+                c.min_count = min_count;
+                c.threads = threads;
+                c.memory_limit = limit_for(&c, 150_000);
+                let s = run(&c).unwrap();
+                assert!(s.spills >= 5, "{tag}, {threads} threads: {} spills", s.spills);
+                let parts =
+                    |d: &Path| file_bytes(d).into_iter().filter(|(n, _)| n.starts_with("part-")).collect::<Files>();
+                assert_eq!(parts(&out), parts(&reference), "{tag}, {threads} threads: parts");
+                assert_eq!(file_bytes(&model), file_bytes(&ref_model), "{tag}, {threads} threads: artifacts");
+                assert_eq!(spill_files(&out), Vec::<String>::new(), "spill files left");
+            }
+        }
+    }
+}
+
+#[test]
+fn spill_files_are_removed_after_a_failure_and_tiny_limits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    mixed_input(&input, 4000);
+    // A bad line at the end: counting fails after it has spilled.
+    let mut text = std::fs::read(&input).unwrap();
+    text.extend_from_slice(b"7\tnot a label\n");
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    let model = dir.path().join("model");
+    let mut c = config(&input, out.clone(), Mode::Train, model.clone());
+    c.threads = 2;
+    c.memory_limit = limit_for(&c, 150_000);
+    let e = run(&c).unwrap_err();
+    assert!(matches!(e, PrepareError::BadLine { line: 4301, .. }), "{e}");
+    assert_eq!(spill_files(&out), Vec::<String>::new(), "spill files left after a failure");
+    assert!(!out.join("_SUCCESS").exists() && !artifacts::exist(&model));
+
+    // A limit too small to hold the batches and 26 small tables: refused at once.
+    let out = dir.path().join("out-tiny");
+    let mut c = config(&input, out.clone(), Mode::Train, dir.path().join("model-tiny"));
+    c.memory_limit = 100_000;
+    let e = run(&c).unwrap_err();
+    assert!(matches!(e, PrepareError::MemoryLimit { limit: 100_000, .. }), "{e}");
+    assert!(e.to_string().contains("--memory-limit 100000 bytes is too small"), "{e}");
+    assert!(!out.exists(), "nothing is created before the limit is checked");
+}
