@@ -92,6 +92,11 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     request_timeout: f64,
 
+    /// Seconds a stop (SIGTERM, Ctrl-C) waits for requests in flight to finish
+    /// and clients to close; connections still open then are closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    drain_timeout: f64,
+
     /// Requests scored at once; more wait their turn within --request-timeout.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent: u32,
@@ -155,6 +160,7 @@ fn run(args: Args) -> Result<(), ServeError> {
     config.max_body = args.max_body;
     config.request_timeout = seconds("--request-timeout", args.request_timeout).max(Duration::from_millis(1));
     config.max_concurrent = args.max_concurrent as usize;
+    config.drain_timeout = seconds("--drain-timeout", args.drain_timeout);
     config.threads = args.threads.map_or(0, usize::from);
     let quiet = args.quiet;
     let log: sparky_serve::Log = Arc::new(move |line: &str| {
@@ -170,7 +176,11 @@ fn run(args: Args) -> Result<(), ServeError> {
     server.wait_for_signal();
     log("stopping: no new connections; letting requests in flight finish");
     let rows = server.rows_scored();
-    server.shutdown()?;
+    match server.shutdown() {
+        // Clients that keep idle connections open are not the server's failure.
+        Err(e @ ServeError::Drain { .. }) => log(&format!("{e}")),
+        other => other?,
+    }
     log(&format!("stopped after scoring {rows} rows"));
     Ok(())
 }

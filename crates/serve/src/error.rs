@@ -98,6 +98,14 @@ pub enum ServeError {
     /// The runtime could not start.
     #[error("cannot start the server's runtime")]
     Runtime(#[source] std::io::Error),
+    /// Connections were still open after the drain timeout and were closed.
+    #[error("{api} connections were still open after {seconds} s of draining and were closed")]
+    Drain {
+        /// REST or gRPC.
+        api: &'static str,
+        /// The drain timeout, in seconds.
+        seconds: f64,
+    },
     /// A listener failed while serving.
     #[error("the {api} listener failed")]
     Serve {

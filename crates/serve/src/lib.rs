@@ -68,12 +68,15 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// How long a stop waits for open connections to finish their requests
+    /// and close, before closing them.
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
     /// Defaults as `criteo-serve` has them: REST on 127.0.0.1:8501, gRPC on
     /// 127.0.0.1:8500, polling every second, 64 MiB bodies, 30 s requests,
-    /// 1024 requests scored at once, one thread per core.
+    /// 1024 requests scored at once, one thread per core, 30 s to drain.
     #[must_use]
     pub fn new(models: Vec<(String, PathBuf)>) -> Self {
         Self {
@@ -85,6 +88,7 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrent: 1024,
             threads: 0,
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -350,15 +354,24 @@ impl Server {
             let _ = p.join();
         }
         let tasks = std::mem::take(&mut self.tasks);
-        self.runtime.block_on(async {
-            for (api, task) in tasks {
-                match task.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(source)) => return Err(ServeError::Serve { api, source }),
-                    Err(join) => return Err(ServeError::Serve { api, source: Box::new(join) }),
+        let drain = self.app.config.drain_timeout;
+        let result = self.runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + drain;
+            for (api, mut task) in tasks {
+                match tokio::time::timeout_at(deadline, &mut task).await {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(source))) => return Err(ServeError::Serve { api, source }),
+                    Ok(Err(join)) => return Err(ServeError::Serve { api, source: Box::new(join) }),
+                    Err(_) => {
+                        task.abort();
+                        return Err(ServeError::Drain { api, seconds: drain.as_secs_f64() });
+                    }
                 }
             }
             Ok(())
-        })
+        });
+        // Whatever is left (connections of a listener that did not drain) is
+        // closed with the runtime.
+        result
     }
 }
