@@ -316,7 +316,11 @@ pub(crate) fn search(inp: &SearchInput<'_>, cfg: TuneConfig) -> Result<Tuning, T
         return Err(TrainError::NoRows { dir: inp.dir.to_path_buf(), what: "train on (too few rows to tune on)" });
     }
     let layout = compact_layout(inp.layout, &mut sample, &mut holdout)?;
-    let (sample, holdout) = (Active::of(&layout, &sample), Active::of(&layout, &holdout));
+    // The decoded rows are freed as soon as the model's view of them is built.
+    let (sample, holdout) = {
+        let (s, h) = (sample, holdout);
+        (Active::of(&layout, &s), Active::of(&layout, &h))
+    };
 
     // Successive halving.
     let mut alive: Vec<usize> = (0..points.len()).collect();
