@@ -32,7 +32,9 @@ fn job(dir: &Path) -> PathBuf {
     dir.join("job")
 }
 
-/// Starts the binary and reads stderr until it says where REST listens.
+/// Starts the binary and reads stderr until it says where REST listens (the
+/// caller waits for the child).
+#[allow(clippy::zombie_processes)]
 fn spawn(args: &[&str]) -> (Child, SocketAddr, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(BIN).args(args).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
