@@ -168,7 +168,11 @@ impl Model {
 
 /// Loads the export in `dir`, served as `version`: its folder's name, as TF
 /// Serving numbers versions (a copied export is a new version).
-fn load(dir: &Path, version: u64) -> Result<Loaded, String> {
+///
+/// # Errors
+/// The export or its vocabulary cannot be loaded or verified: the error and
+/// its causes on one line.
+pub fn load(dir: &Path, version: u64) -> Result<Loaded, String> {
     let export = ExportDir::load(dir).map_err(|e| sparky_io::error_chain(&e))?;
     let path = export.dir.clone();
     let scorer = RawScorer::new(export).map_err(|e| sparky_io::error_chain(&e))?;

@@ -203,16 +203,29 @@ async fn answer(app: &App, route: Route<'_>, req: Request) -> Result<(Response, 
             // The version is taken once the body is in: a swap meanwhile is
             // seen, and the request finishes on the version it took.
             let loaded = m.select(&version)?;
-            let (out, rows) = if classify {
-                let rows = parse_classify(&body, &loaded.scorer)?;
-                (classify_json(&loaded, &rows), rows.len())
-            } else {
-                let b = parse_predict(&body, &loaded.scorer)?;
-                (predict_json(&loaded, &b.rows, b.layout), b.rows.len())
-            };
+            let (out, rows) = if classify { classify_body(&body, &loaded)? } else { predict_body(&body, &loaded)? };
             Ok((json_response(200, out), rows as u64))
         }
     }
+}
+
+/// The request path of `:predict` once the body is in: parse, score, write.
+/// Returns the answer's JSON and the rows scored.
+///
+/// # Errors
+/// A malformed body ([`ApiError::BadRequest`], naming the instance and field).
+pub fn predict_body(body: &[u8], loaded: &Loaded) -> Result<(Vec<u8>, usize), ApiError> {
+    let b = parse_predict(body, &loaded.scorer)?;
+    Ok((predict_json(loaded, &b.rows, b.layout), b.rows.len()))
+}
+
+/// The request path of `:classify` once the body is in: parse, score, write.
+///
+/// # Errors
+/// As [`predict_body`].
+pub fn classify_body(body: &[u8], loaded: &Loaded) -> Result<(Vec<u8>, usize), ApiError> {
+    let rows = parse_classify(body, &loaded.scorer)?;
+    Ok((classify_json(loaded, &rows), rows.len()))
 }
 
 fn p_click(loaded: &Loaded, r: &Parsed) -> f32 {
