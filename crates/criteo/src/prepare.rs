@@ -608,6 +608,9 @@ impl PartWriter {
     }
 }
 
+/// Bytes of framed records a part's worker gathers before writing them.
+const RECORD_BUFFER: usize = 1 << 20;
+
 /// One past the chunk's last global line.
 fn global_end(c: &Chunk) -> u64 {
     c.global_line + c.lines
@@ -652,6 +655,7 @@ fn write_part<V: Ids>(
         }
         progress.check()?;
         let mut error = None;
+        let mut write_error = None;
         let mut bytes_done = 0u64;
         for_each_line(chunk, inputs[chunk.input].bytes(), |line, global, text| {
             if global < lo {
@@ -680,7 +684,16 @@ fn write_part<V: Ids>(
             row_values(&row, first_value, vocab, &mut values);
             rows += 1;
             match &mut writer {
-                PartWriter::Records(_) => sparky_tfrecord::append_record(&mut buf, |b| encoder.encode(&values, b)),
+                PartWriter::Records(w) => {
+                    sparky_tfrecord::append_record(&mut buf, |b| encoder.encode(&values, b));
+                    if buf.len() >= RECORD_BUFFER {
+                        if let Err(e) = w.write_all(&buf) {
+                            write_error = Some(e);
+                            return false;
+                        }
+                        buf.clear();
+                    }
+                }
                 PartWriter::Parquet(_, cols) => {
                     for (c, v) in cols.iter_mut().zip(values) {
                         c.push(v);
@@ -690,6 +703,9 @@ fn write_part<V: Ids>(
             true
         });
         progress.add(bytes_done, 0);
+        if let Some(e) = write_error {
+            return Err(io(e));
+        }
         if global_end(chunk) <= hi {
             // This part is the chunk's last reader.
             inputs[chunk.input].release(chunk.start..chunk.end);
@@ -833,8 +849,10 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
             let rejected = total_lines - counted;
             spills = sink.spills();
             if spills == 0 {
-                let vocab = Vocabulary::from_counts_owned(sink.into_counts(counted), cfg.min_count);
+                let mut vocab = Vocabulary::from_counts_owned(sink.into_counts(counted), cfg.min_count);
                 let written = artifacts::write(lock, &vocab, counted, rejected, cfg.min_count, cfg.overwrite)?;
+                // The transform needs only the id tables.
+                vocab.shed_entries();
                 count_seconds = t_count.elapsed().as_secs_f64();
                 t = Instant::now();
                 progress.start(phase::WRITING, Unit::Bytes, input_bytes);

@@ -313,6 +313,10 @@ struct SortedColumn {
     missing: u32,
     other: HashMap<Box<[u8]>, u32>,
     size: u64,
+    /// Bucket index of the pairs: keys whose top bits (`key >> shift`) are
+    /// `b` are at positions `index[b]..index[b + 1]`, about 16 a bucket.
+    index: Vec<u32>,
+    shift: u32,
 }
 
 /// Merges column `c`'s runs and last table, ranks the values, writes the
@@ -372,7 +376,15 @@ fn rank_merged(
         keep(value, n);
     }
     drop(readers);
-    let mut col = SortedColumn { offset: 0, hex_len: ranked.len(), missing: 0, other: HashMap::new(), size: 0 };
+    let mut col = SortedColumn {
+        offset: 0,
+        hex_len: ranked.len(),
+        missing: 0,
+        other: HashMap::new(),
+        size: 0,
+        index: Vec::new(),
+        shift: 32,
+    };
     let mut state = RankState { artifacts, error: None, special_ranks: Vec::new() };
     assign_ranks(&mut ranked, &big, specials, &mut state, |st, entry| {
         if st.error.is_some() {
@@ -409,6 +421,18 @@ fn rank_merged(
         *p = (u64::from(*p as u32) << 32) | (i + 1 + before) as u64;
     }
     ranked.par_sort_unstable();
+    let bits = (ranked.len() / 16).max(1).ilog2().min(24);
+    col.shift = 32 - bits;
+    col.index = Vec::with_capacity((1 << bits) + 1);
+    for (i, p) in ranked.iter().enumerate() {
+        let bucket = ((p >> 32) >> col.shift) as usize;
+        while col.index.len() <= bucket {
+            col.index.push(i as u32);
+        }
+    }
+    while col.index.len() <= 1 << bits {
+        col.index.push(ranked.len() as u32);
+    }
     for p in &ranked {
         let mut pair = [0u8; 8];
         pair[..4].copy_from_slice(&((p >> 32) as u32).to_le_bytes());
@@ -447,7 +471,8 @@ impl SortedVocab {
                 let Some(map) = &self.map else { return OOV_ID };
                 let start = col.offset as usize;
                 let pairs = &map.bytes()[start..start + col.hex_len * 8];
-                let (mut lo, mut hi) = (0usize, col.hex_len);
+                let bucket = (u64::from(k) >> col.shift) as usize;
+                let (mut lo, mut hi) = (col.index[bucket] as usize, col.index[bucket + 1] as usize);
                 let mut found = 0;
                 while lo < hi {
                     let mid = (lo + hi) / 2;

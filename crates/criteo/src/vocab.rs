@@ -587,6 +587,9 @@ pub struct ColumnVocab {
     specials: Vec<(u32, Value, u64)>,
     /// [`entries`](Self::entries), built when first asked for.
     entries: OnceLock<Vec<(Value, u64)>>,
+    /// The number of entries, once they were shed (see
+    /// [`Vocabulary::shed_entries`]).
+    shed: usize,
 }
 
 impl ColumnVocab {
@@ -599,6 +602,7 @@ impl ColumnVocab {
             big: HashMap::new(),
             specials: Vec::new(),
             entries: OnceLock::new(),
+            shed: 0,
         }
     }
 
@@ -699,7 +703,7 @@ impl ColumnVocab {
     /// Number of values (ids 1..=len).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.ranked_hex.len() + self.specials.len()
+        self.ranked_hex.len() + self.specials.len() + self.shed
     }
 
     /// True when no value made it in.
@@ -843,6 +847,18 @@ impl Vocabulary {
     #[must_use]
     pub fn bytes(&self) -> usize {
         self.columns.iter().map(ColumnVocab::bytes).sum()
+    }
+
+    /// Frees the ranked entries, keeping the id tables and the sizes: for a
+    /// vocabulary that will only look ids up from now on (its
+    /// [`ColumnVocab::entries`] are empty afterwards).
+    pub(crate) fn shed_entries(&mut self) {
+        for c in &mut self.columns {
+            c.shed = c.len();
+            c.ranked_hex = Vec::new();
+            c.specials = Vec::new();
+            c.entries = OnceLock::new();
+        }
     }
 }
 
