@@ -28,7 +28,7 @@ use sparky_prepared::artifacts::{check_csv, manifest_from_bytes};
 use sparky_prepared::schema::{CAT_FEATURES, NUM_CAT};
 
 use crate::parse::{Cat, hex8};
-use crate::vocab::{ColumnVocab, Counts, Value, Vocabulary, text_cmp};
+use crate::vocab::{ColumnVocab, Counts, RankedBuilder, Value, Vocabulary, text_cmp};
 
 /// Loaded artifacts: the manifest and the vocabulary.
 #[derive(Debug, Clone)]
@@ -418,9 +418,14 @@ impl CsvRecords<'_> {
     }
 }
 
-/// Parses the CSV into per-column (value, count) lists in rank order,
-/// checking its structure.
-fn parse_csv(path: &Path, data: &[u8]) -> Result<Vec<Vec<(Value, u64)>>, ArtifactError> {
+/// Parses the CSV, checking its structure, and hands each entry to
+/// `on_entry(column, line, value, count)` in file order (feature, then rank).
+/// Returns the number of entries per column.
+fn parse_csv(
+    path: &Path,
+    data: &[u8],
+    mut on_entry: impl FnMut(usize, u64, Value, u64) -> Result<(), ArtifactError>,
+) -> Result<[u64; NUM_CAT], ArtifactError> {
     let err = |line: u64, what: String| ArtifactError::Csv { path: path.to_path_buf(), line, what };
     let mut records = CsvRecords { data, pos: 0, line: 1 };
     let mut fields = Vec::new();
@@ -431,7 +436,8 @@ fn parse_csv(path: &Path, data: &[u8]) -> Result<Vec<Vec<(Value, u64)>>, Artifac
         }
     }
     let names = CAT_FEATURES;
-    let mut columns: Vec<Vec<(Value, u64)>> = vec![Vec::new(); NUM_CAT];
+    let mut sizes = [0u64; NUM_CAT];
+    let mut last_count = [u64::MAX; NUM_CAT];
     let mut current = 0usize;
     while let Some(line) = records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
         if fields.len() != 4 {
@@ -454,39 +460,21 @@ fn parse_csv(path: &Path, data: &[u8]) -> Result<Vec<Vec<(Value, u64)>>, Artifac
         };
         let count = num(&fields[2], "count")?;
         let rank = num(&fields[3], "rank")?;
-        let col = &mut columns[c];
-        if rank != col.len() as u64 + 1 {
-            return Err(err(line, format!("rank {rank} of {}, expected {}", names[c], col.len() + 1)));
+        if rank != sizes[c] + 1 {
+            return Err(err(line, format!("rank {rank} of {}, expected {}", names[c], sizes[c] + 1)));
         }
         if count == 0 {
             return Err(err(line, "count 0".into()));
         }
-        if let Some((_, prev)) = col.last()
-            && *prev < count
-        {
+        if last_count[c] < count {
+            let prev = last_count[c];
             return Err(err(line, format!("count {count} above the previous rank's {prev}: not in rank order")));
         }
-        col.push((Value::from_text(&fields[1]), count));
+        last_count[c] = count;
+        sizes[c] += 1;
+        on_entry(c, line, Value::from_text(&fields[1]), count)?;
     }
-    Ok(columns)
-}
-
-/// The line of row `index` (0-based) of categorical column `c` in a CSV
-/// that [`parse_csv`] accepted, for error messages.
-fn line_of_row(data: &[u8], c: usize, index: usize) -> u64 {
-    let name = CAT_FEATURES[c];
-    let mut records = CsvRecords { data, pos: 0, line: 1 };
-    let mut fields = Vec::new();
-    let mut rows = 0;
-    while let Ok(Some(line)) = records.next_record(&mut fields) {
-        if fields.first().is_some_and(|f| f.as_slice() == name.as_bytes()) {
-            if rows == index {
-                return line;
-            }
-            rows += 1;
-        }
-    }
-    0
+    Ok(sizes)
 }
 
 /// Loads and checks the artifacts in `dir`, and rebuilds the vocabulary.
@@ -497,11 +485,17 @@ fn line_of_row(data: &[u8], c: usize, index: usize) -> u64 {
 pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     let checked = read_manifest(dir)?;
     let csv_path = dir.join(COUNTS_FILE);
-    let csv = std::fs::read(&csv_path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE },
-        _ => ArtifactError::Io { path: csv_path.clone(), source },
-    })?;
-    let vocabulary = vocabulary_from_csv(dir, &checked.manifest, &csv)?;
+    // Mapped, not read: its pages stay the page cache's.
+    let csv = match std::fs::metadata(&csv_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE });
+        }
+        Err(source) => return Err(ArtifactError::Io { path: csv_path, source }),
+        Ok(m) if m.len() > 0 => Some(sparky_io::MappedFile::open(&csv_path)?),
+        Ok(_) => None,
+    };
+    let bytes = csv.as_ref().map_or(&[][..], sparky_io::MappedFile::bytes);
+    let vocabulary = vocabulary_from_csv(dir, &checked.manifest, bytes)?;
     Ok(Artifacts { manifest: checked.manifest, vocabulary, manifest_crc32c: checked.manifest_crc32c })
 }
 
@@ -516,37 +510,38 @@ pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, Arti
     Ok(Artifacts { manifest, vocabulary, manifest_crc32c: crc32c::crc32c(json) })
 }
 
-/// Checks the CSV against its manifest and rebuilds the vocabulary.
+/// Checks the CSV against its manifest and rebuilds the vocabulary, each
+/// entry going straight into its column's tables (the CSV is never held as
+/// a list of values).
 fn vocabulary_from_csv(dir: &Path, manifest: &Manifest, csv: &[u8]) -> Result<Vocabulary, ArtifactError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let csv_path = dir.join(COUNTS_FILE);
     check_csv(&csv_path, manifest, csv.len() as u64, crc32c::crc32c(csv))?;
-    let columns = parse_csv(&csv_path, csv)?;
+    let mut builders: Vec<Option<RankedBuilder>> = (0..NUM_CAT).map(|_| None).collect();
+    // Sizes from the manifest are only a capacity hint, bounded by what the CSV can hold.
+    let hint = |c: usize| {
+        let recorded = manifest.vocabulary_sizes.get(CAT_FEATURES[c]).copied().unwrap_or(0);
+        usize::try_from(recorded.min(csv.len() as u64 / 24)).unwrap_or(0)
+    };
+    let sizes = parse_csv(&csv_path, csv, |c, line, value, count| {
+        let b = builders[c].get_or_insert_with(|| RankedBuilder::new(hint(c)));
+        // A value listed twice would have two ranks but one id.
+        b.push(value, count).map_err(|(rank, first)| ArtifactError::Csv {
+            path: csv_path.clone(),
+            line,
+            what: format!("{} at rank {rank} repeats the value of rank {first}", CAT_FEATURES[c]),
+        })
+    })?;
     let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
-    for (c, col) in columns.iter().enumerate() {
+    for (c, &n) in sizes.iter().enumerate() {
         let name = CAT_FEATURES[c];
         let recorded = manifest.vocabulary_sizes.get(name).copied();
-        if recorded != Some(col.len() as u64) {
-            return Err(inconsistent(format!(
-                "{name}: the manifest records {recorded:?} values, the CSV holds {}",
-                col.len()
-            )));
+        if recorded != Some(n) {
+            return Err(inconsistent(format!("{name}: the manifest records {recorded:?} values, the CSV holds {n}")));
         }
     }
-    let columns: Vec<_> = {
-        use rayon::prelude::*;
-        columns.into_par_iter().map(ColumnVocab::try_from_ranked).collect()
-    };
-    let mut vocab_columns = Vec::with_capacity(NUM_CAT);
-    for (c, col) in columns.into_iter().enumerate() {
-        // A value listed twice would have two ranks but one id.
-        vocab_columns.push(col.map_err(|(rank, first)| ArtifactError::Csv {
-            path: csv_path.clone(),
-            line: line_of_row(csv, c, rank as usize - 1),
-            what: format!("{} at rank {rank} repeats the value of rank {first}", CAT_FEATURES[c]),
-        })?);
-    }
-    Ok(Vocabulary { columns: vocab_columns })
+    let columns = builders.into_iter().map(|b| b.unwrap_or_else(|| RankedBuilder::new(0)).finish()).collect();
+    Ok(Vocabulary { columns })
 }
 
 #[cfg(test)]
@@ -719,14 +714,20 @@ mod tests {
     #[test]
     fn csv_structure_errors_name_the_line() {
         let p = Path::new("x.csv");
-        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,2\n").unwrap_err();
+        let e =
+            parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,2\n", |_, _, _, _| Ok(())).unwrap_err();
         assert_eq!(e.to_string(), "x.csv:2: rank 2 of categorical-feature-1, expected 1");
-        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,1\ncategorical-feature-1,b,2,2\n")
-            .unwrap_err();
+        let e = parse_csv(
+            p,
+            b"feature,value,count,rank\ncategorical-feature-1,a,1,1\ncategorical-feature-1,b,2,2\n",
+            |_, _, _, _| Ok(()),
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("x.csv:3: count 2 above"), "{e}");
-        let e = parse_csv(p, b"nope\n").unwrap_err();
+        let e = parse_csv(p, b"nope\n", |_, _, _, _| Ok(())).unwrap_err();
         assert!(e.to_string().contains("header"));
-        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,\"a,1,1\n").unwrap_err();
+        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,\"a,1,1\n", |_, _, _, _| Ok(()))
+            .unwrap_err();
         assert!(e.to_string().contains("unterminated"), "{e}");
     }
 }

@@ -833,7 +833,9 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     let spill_files = SpillFiles::new(&cfg.out_dir);
     let t;
     let (sizes, manifest_crc, parts, rejects, rows) = match (loaded, &model_lock) {
-        (Some(a), _) => {
+        (Some(mut a), _) => {
+            // The transform needs only the id tables.
+            a.vocabulary.shed_entries();
             t = Instant::now();
             progress.start(phase::WRITING, Unit::Bytes, input_bytes);
             let (parts, rejects, rows) =
