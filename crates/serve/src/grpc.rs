@@ -119,9 +119,9 @@ impl PredictionService for Grpc {
                         "input: missing (give example_list or example_list_with_context)".into(),
                     ));
                 }
-                Some(input::Kind::ExampleList(l)) => parse_examples(&l.examples, None, &loaded.scorer)?,
+                Some(input::Kind::ExampleList(l)) => parse_examples(&l.examples, None, &loaded)?,
                 Some(input::Kind::ExampleListWithContext(l)) => {
-                    parse_examples(&l.examples, l.context.as_ref(), &loaded.scorer)?
+                    parse_examples(&l.examples, l.context.as_ref(), &loaded)?
                 }
             };
             let classifications = scores_of(&loaded, &rows)
@@ -171,7 +171,7 @@ impl PredictionService for Grpc {
                     )));
                 }
             }
-            let rows = parse_serialized(&tensor.string_val, &loaded.scorer)?;
+            let rows = parse_serialized(&tensor.string_val, &loaded)?;
             let n = rows.len();
             let want = |k: &str| req.output_filter.is_empty() || req.output_filter.iter().any(|f| f == k);
             let mut outputs = std::collections::BTreeMap::new();

@@ -21,8 +21,10 @@ use std::fmt;
 
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use sparky_criteo::parse::{Cat, RowError, parse_cat, parse_int_field, parse_line_any};
+use sparky_criteo::parse::{RowError, parse_cat, parse_int_field, parse_line_any};
 use sparky_predict::RawScorer;
+
+use crate::models::Loaded;
 use sparky_prepared::reader::{Row, RowDecoder};
 use sparky_prepared::schema::{
     CAT_FEATURES, ID_FEATURE, INT_FEATURES, LABEL_FEATURE, MISSING_INT, NUM_CAT, NUM_INT, OOV_ID,
@@ -106,33 +108,45 @@ impl From<Object> for Partial {
     }
 }
 
-/// What the parser needs: the scorer's vocabulary and sizes, a decoder of
-/// prepared Examples, and the ids of missing values.
+/// What the parser needs: the loaded version (its scorer, vocabulary sizes
+/// and the ids of missing values, computed once at load), a decoder of
+/// prepared Examples (taken from the version's pool on the first `b64`
+/// instance, given back after), and the rows parsed so far.
 struct Env<'s> {
-    scorer: &'s RawScorer,
-    decoder: RowDecoder,
+    loaded: &'s Loaded,
+    decoder: Option<RowDecoder>,
     row: Row,
-    sizes: [u64; NUM_CAT],
-    missing_ids: [i64; NUM_CAT],
     rows: Vec<Parsed>,
     b64: Vec<u8>,
 }
 
 impl<'s> Env<'s> {
-    fn new(scorer: &'s RawScorer) -> Self {
-        let vocab = scorer.vocabulary();
-        let mut missing_ids = [OOV_ID; NUM_CAT];
-        for (m, c) in missing_ids.iter_mut().zip(&vocab.columns) {
-            *m = c.id(Cat::Missing);
-        }
-        Self {
-            scorer,
-            decoder: scorer.decoder(),
-            row: Row::default(),
-            sizes: scorer.artifacts().sizes(),
-            missing_ids,
-            rows: Vec::new(),
-            b64: Vec::new(),
+    fn new(loaded: &'s Loaded) -> Self {
+        Self { loaded, decoder: None, row: Row::default(), rows: Vec::new(), b64: Vec::new() }
+    }
+
+    fn scorer(&self) -> &'s RawScorer {
+        &self.loaded.scorer
+    }
+
+    fn sizes(&self) -> &'s [u64; NUM_CAT] {
+        &self.loaded.prep.sizes
+    }
+
+    fn missing_ids(&self) -> &'s [i64; NUM_CAT] {
+        &self.loaded.prep.missing_ids
+    }
+
+    fn decoder(&mut self) -> &mut RowDecoder {
+        let loaded = self.loaded;
+        self.decoder.get_or_insert_with(|| loaded.prep.take_decoder(&loaded.scorer))
+    }
+}
+
+impl Drop for Env<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.decoder.take() {
+            self.loaded.prep.give_back(d);
         }
     }
 }
@@ -375,7 +389,7 @@ impl CatSeed<'_, '_> {
                 ),
             ));
         }
-        let size = self.env.sizes[self.column];
+        let size = self.env.sizes()[self.column];
         if v < 0 || v > i128::from(size) {
             return Err(err(self.at, format_args!("prepared id {v} is outside the vocabulary's ids 0 to {size}")));
         }
@@ -393,11 +407,11 @@ impl<'de> Visitor<'de> for CatSeed<'_, '_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         let cat =
             parse_cat(v.as_bytes()).map_err(|kind| err(self.at, RowError { column: None, kind, labelled: false }))?;
-        Ok(self.env.scorer.vocabulary().columns[self.column].id(cat))
+        Ok(self.env.scorer().vocabulary().columns[self.column].id(cat))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
-        Ok(self.env.missing_ids[self.column])
+        Ok(self.env.missing_ids()[self.column])
     }
 
     fn visit_none<E: de::Error>(self) -> Result<i64, E> {
@@ -495,8 +509,12 @@ fn decode_b64<E: de::Error>(env: &mut Env<'_>, at: At<'_>, text: &str) -> Result
     base64::engine::general_purpose::STANDARD
         .decode_vec(text.as_bytes(), &mut env.b64)
         .map_err(|e| err(at, format_args!("not base64: {e}")))?;
-    env.decoder
-        .decode(&env.b64, &mut env.row)
+    let b64 = std::mem::take(&mut env.b64);
+    let mut row = std::mem::take(&mut env.row);
+    let decoded = env.decoder().decode(&b64, &mut row);
+    env.b64 = b64;
+    env.row = row;
+    decoded
         .map_err(|e| err(at, format_args!("not a prepared tf.train.Example of this model: {e}")))?;
     Ok(Parsed { ints: *env.row.ints(), ids: *env.row.ids(), id: env.row.id() })
 }
@@ -557,7 +575,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
                 } else {
                     match map.next_value_seed(InstanceSeed { env: &mut *env, api, index })? {
                         Object::Done(p) => p,
-                        Object::Features(p) => p.finish(&env.missing_ids),
+                        Object::Features(p) => p.finish(env.missing_ids()),
                     }
                 };
                 if let Some(extra) = map.next_key_seed(KeySeed)? {
@@ -633,7 +651,7 @@ impl<'de> Visitor<'de> for InstanceSeed<'_, '_> {
         let at = At { api: self.api, index: self.index, field: None };
         let row = parse_line_any(v.as_bytes()).map_err(|e| err(at, format_args!("TSV line: {e}")))?;
         let mut ids = [OOV_ID; NUM_CAT];
-        self.env.scorer.vocabulary().ids(&row, &mut ids);
+        self.env.scorer().vocabulary().ids(&row, &mut ids);
         Ok(Object::Done(Parsed { ints: row.ints, ids, id: None }))
     }
 
@@ -713,7 +731,7 @@ impl<'de> Visitor<'de> for ListSeed<'_, '_> {
                 (obj, Some(list)) => list.push((index, Partial::from(obj))),
                 (Object::Done(p), None) => env.rows.push(p),
                 (Object::Features(p), None) => {
-                    let row = p.finish(&env.missing_ids);
+                    let row = p.finish(env.missing_ids());
                     env.rows.push(row);
                 }
             }
@@ -945,25 +963,25 @@ fn finish_json<'de, T>(
     Ok(v)
 }
 
-/// Parses a `:predict` body into rows for `scorer`.
+/// Parses a `:predict` body into rows for the `loaded` version.
 ///
 /// # Errors
 /// Malformed JSON, an unknown or repeated field, a value of the wrong type,
 /// an instance that is not a row of the model: [`ApiError::BadRequest`]
 /// naming the instance and the field.
-pub fn parse_predict(body: &[u8], scorer: &RawScorer) -> Result<PredictBody, ApiError> {
-    let mut env = Env::new(scorer);
+pub fn parse_predict(body: &[u8], loaded: &Loaded) -> Result<PredictBody, ApiError> {
+    let mut env = Env::new(loaded);
     let layout = finish_json(body, |de| PredictSeed { env: &mut env }.deserialize(de))?;
-    Ok(PredictBody { layout, rows: env.rows })
+    Ok(PredictBody { layout, rows: std::mem::take(&mut env.rows) })
 }
 
-/// Parses a `:classify` body into rows for `scorer`, the context's features
+/// Parses a `:classify` body into rows for the `loaded` version, the context's features
 /// added to every example that lacks them.
 ///
 /// # Errors
 /// As [`parse_predict`].
-pub fn parse_classify(body: &[u8], scorer: &RawScorer) -> Result<Vec<Parsed>, ApiError> {
-    let mut env = Env::new(scorer);
+pub fn parse_classify(body: &[u8], loaded: &Loaded) -> Result<Vec<Parsed>, ApiError> {
+    let mut env = Env::new(loaded);
     let mut partials = Vec::new();
     let mut context = None;
     finish_json(body, |de| {
@@ -972,7 +990,7 @@ pub fn parse_classify(body: &[u8], scorer: &RawScorer) -> Result<Vec<Parsed>, Ap
     let context = context.unwrap_or_default();
     let mut rows = std::mem::take(&mut env.rows);
     debug_assert!(rows.is_empty(), "classify examples are feature maps");
-    rows.extend(partials.into_iter().map(|(_, p)| p.with_context(&context).finish(&env.missing_ids)));
+    rows.extend(partials.into_iter().map(|(_, p)| p.with_context(&context).finish(env.missing_ids())));
     Ok(rows)
 }
 
@@ -1004,7 +1022,7 @@ fn example_value(
         }
         (Key::Cat(c), Some(Kind::Int64List(l))) => {
             one(l.value.len())?;
-            let (v, size) = (l.value[0], env.sizes[c]);
+            let (v, size) = (l.value[0], env.sizes()[c]);
             if v < 0 || v as u64 > size {
                 return Err(format!("{at}: prepared id {v} is outside the vocabulary's ids 0 to {size}"));
             }
@@ -1014,7 +1032,7 @@ fn example_value(
             one(l.value.len())?;
             let cat = parse_cat(&l.value[0])
                 .map_err(|kind| format!("{at}: {}", RowError { column: None, kind, labelled: false }))?;
-            partial.ids[c] = Some(env.scorer.vocabulary().columns[c].id(cat));
+            partial.ids[c] = Some(env.scorer().vocabulary().columns[c].id(cat));
         }
         (Key::Int(_) | Key::Id, _) => return Err(format!("{at}: expected an int64_list")),
         (Key::Cat(_), _) => {
@@ -1055,9 +1073,9 @@ fn example_partial(
 pub fn parse_examples(
     examples: &[sparky_proto::tensorflow::Example],
     context: Option<&sparky_proto::tensorflow::Example>,
-    scorer: &RawScorer,
+    loaded: &Loaded,
 ) -> Result<Vec<Parsed>, ApiError> {
-    let env = Env::new(scorer);
+    let env = Env::new(loaded);
     let context = match context {
         Some(c) => example_partial(&env, None, c).map_err(ApiError::BadRequest)?,
         None => Partial::default(),
@@ -1067,7 +1085,7 @@ pub fn parse_examples(
         .enumerate()
         .map(|(i, e)| {
             let p = example_partial(&env, Some(i), e).map_err(ApiError::BadRequest)?;
-            Ok(p.with_context(&context).finish(&env.missing_ids))
+            Ok(p.with_context(&context).finish(env.missing_ids()))
         })
         .collect()
 }
@@ -1078,10 +1096,10 @@ pub fn parse_examples(
 /// # Errors
 /// A record that is not a prepared Example of the model: [`ApiError::BadRequest`]
 /// naming its index.
-pub fn parse_serialized(records: &[impl AsRef<[u8]>], scorer: &RawScorer) -> Result<Vec<Parsed>, ApiError> {
-    let mut decoder = scorer.decoder();
+pub fn parse_serialized(records: &[impl AsRef<[u8]>], loaded: &Loaded) -> Result<Vec<Parsed>, ApiError> {
+    let mut decoder = loaded.prep.take_decoder(&loaded.scorer);
     let mut row = Row::default();
-    records
+    let rows = records
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -1090,5 +1108,7 @@ pub fn parse_serialized(records: &[impl AsRef<[u8]>], scorer: &RawScorer) -> Res
             })?;
             Ok(Parsed { ints: *row.ints(), ids: *row.ids(), id: row.id() })
         })
-        .collect()
+        .collect();
+    loaded.prep.give_back(decoder);
+    rows
 }

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
+use sparky_criteo::parse::Cat;
 use sparky_export::ExportDir;
 use sparky_predict::RawScorer;
+use sparky_prepared::reader::RowDecoder;
+use sparky_prepared::schema::NUM_CAT;
 
 use crate::error::ApiError;
 
@@ -24,6 +27,41 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Scores raw and prepared rows.
     pub scorer: RawScorer,
+    /// What parsing requests needs of it, computed once.
+    pub(crate) prep: Prep,
+}
+
+/// What every request of a version needs, computed at load rather than per
+/// request: vocabulary sizes, the ids of missing values, and a pool of
+/// Example decoders (building one allocates).
+#[derive(Debug)]
+pub(crate) struct Prep {
+    pub(crate) sizes: [u64; NUM_CAT],
+    pub(crate) missing_ids: [i64; NUM_CAT],
+    decoders: Mutex<Vec<RowDecoder>>,
+}
+
+impl Prep {
+    fn new(scorer: &RawScorer) -> Self {
+        let mut missing_ids = [0; NUM_CAT];
+        for (m, c) in missing_ids.iter_mut().zip(&scorer.vocabulary().columns) {
+            *m = c.id(Cat::Missing);
+        }
+        Self { sizes: scorer.artifacts().sizes(), missing_ids, decoders: Mutex::new(Vec::new()) }
+    }
+
+    /// A decoder from the pool, or a new one.
+    pub(crate) fn take_decoder(&self, scorer: &RawScorer) -> RowDecoder {
+        self.decoders.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_else(|| scorer.decoder())
+    }
+
+    /// Returns a decoder to the pool.
+    pub(crate) fn give_back(&self, d: RowDecoder) {
+        let mut pool = self.decoders.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < 64 {
+            pool.push(d);
+        }
+    }
 }
 
 /// How a request names the version it wants.
@@ -176,7 +214,8 @@ pub fn load(dir: &Path, version: u64) -> Result<Loaded, String> {
     let export = ExportDir::load(dir).map_err(|e| sparky_io::error_chain(&e))?;
     let path = export.dir.clone();
     let scorer = RawScorer::new(export).map_err(|e| sparky_io::error_chain(&e))?;
-    Ok(Loaded { version, path, scorer })
+    let prep = Prep::new(&scorer);
+    Ok(Loaded { version, path, scorer, prep })
 }
 
 /// The models a server holds, by name.

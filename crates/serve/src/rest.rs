@@ -215,7 +215,7 @@ async fn answer(app: &App, route: Route<'_>, req: Request) -> Result<(Response, 
 /// # Errors
 /// A malformed body ([`ApiError::BadRequest`], naming the instance and field).
 pub fn predict_body(body: &[u8], loaded: &Loaded) -> Result<(Vec<u8>, usize), ApiError> {
-    let b = parse_predict(body, &loaded.scorer)?;
+    let b = parse_predict(body, loaded)?;
     Ok((predict_json(loaded, &b.rows, b.layout), b.rows.len()))
 }
 
@@ -224,7 +224,7 @@ pub fn predict_body(body: &[u8], loaded: &Loaded) -> Result<(Vec<u8>, usize), Ap
 /// # Errors
 /// As [`predict_body`].
 pub fn classify_body(body: &[u8], loaded: &Loaded) -> Result<(Vec<u8>, usize), ApiError> {
-    let rows = parse_classify(body, &loaded.scorer)?;
+    let rows = parse_classify(body, loaded)?;
     Ok((classify_json(loaded, &rows), rows.len()))
 }
 

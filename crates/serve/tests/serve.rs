@@ -283,7 +283,7 @@ fn bad_requests_are_answered_with_the_right_status_and_message() {
     assert_eq!(get(addr, "/nowhere").status, 404);
 
     // Over the body limit: announced, and streamed without a length.
-    let big = vec![b' '; 2 << 20];
+    let big = vec![b' '; 10 << 20];
     let a = request(addr, "POST", "/v1/models/sparky:predict", &big);
     assert_eq!(a.status, 413, "{}", a.body);
     assert!(a.error().contains("--max-body"));
