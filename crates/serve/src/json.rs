@@ -228,6 +228,35 @@ fn key_of(name: &str) -> Option<Key> {
     }
 }
 
+/// The `visit_*` methods of a visitor that refuse a kind of JSON value,
+/// each through the visitor's own `refuse(&self, found) -> E` (which words
+/// the message for its place): `refuse_kinds!('de; int, float, bool, ...)`.
+macro_rules! refuse_kinds {
+    ($de:lifetime; $($kind:ident),*) => { $(refuse_kinds!(@one $de $kind);)* };
+    (@one $de:lifetime int) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> { Err(self.refuse("an integer")) }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> { Err(self.refuse("an integer")) }
+    };
+    (@one $de:lifetime float) => {
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> { Err(self.refuse("a number")) }
+    };
+    (@one $de:lifetime bool) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> { Err(self.refuse("a boolean")) }
+    };
+    (@one $de:lifetime null) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> { Err(self.refuse("null")) }
+    };
+    (@one $de:lifetime str) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> { Err(self.refuse("a string")) }
+    };
+    (@one $de:lifetime seq) => {
+        fn visit_seq<A: SeqAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> { Err(self.refuse("a list")) }
+    };
+    (@one $de:lifetime map) => {
+        fn visit_map<A: MapAccess<$de>>(self, _: A) -> Result<Self::Value, A::Error> { Err(self.refuse("an object")) }
+    };
+}
+
 /// Reads a map key, borrowed when the JSON has no escapes.
 struct KeySeed;
 
@@ -252,24 +281,6 @@ impl<'de> Visitor<'de> for KeySeed {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(std::borrow::Cow::Owned(v.to_owned()))
-    }
-}
-
-/// The kind of a JSON value, for "found ..." in messages.
-struct Found<'a>(de::Unexpected<'a>);
-
-impl fmt::Display for Found<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            de::Unexpected::Bool(_) => f.write_str("a boolean"),
-            de::Unexpected::Signed(_) | de::Unexpected::Unsigned(_) => f.write_str("an integer"),
-            de::Unexpected::Float(_) => f.write_str("a number with a fraction"),
-            de::Unexpected::Str(_) => f.write_str("a string"),
-            de::Unexpected::Seq => f.write_str("a list"),
-            de::Unexpected::Map => f.write_str("an object"),
-            de::Unexpected::Unit => f.write_str("null"),
-            _ => f.write_str("another kind of value"),
-        }
     }
 }
 
@@ -325,16 +336,16 @@ impl<'de> Visitor<'de> for IntSeed<'_> {
         Ok(MISSING_INT)
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<i64, E> {
-        Err(err(self.at, format_args!("{INT_EXPECTED}, found {}", Found(de::Unexpected::Bool(v)))))
-    }
-
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<i64, A::Error> {
         one_of_list(seq, IntSeed { at: self.at }, self.at)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<i64, A::Error> {
-        Err(err(self.at, format_args!("{INT_EXPECTED}, found an object")))
+    refuse_kinds!('de; bool, map);
+}
+
+impl IntSeed<'_> {
+    fn refuse<E: de::Error>(&self, found: &str) -> E {
+        err(self.at, format_args!("{INT_EXPECTED}, found {found}"))
     }
 }
 
@@ -377,6 +388,10 @@ impl CatSeed<'_, '_> {
             Api::Predict => "expected a string (the raw value) or null",
             Api::Classify => "expected a prepared id (an integer), a raw value (a string) or null",
         }
+    }
+
+    fn refuse<E: de::Error>(&self, found: &str) -> E {
+        err(self.at, format_args!("{}, found {found}", self.expected()))
     }
 
     fn prepared<E: de::Error>(&self, v: i128) -> Result<i64, E> {
@@ -426,13 +441,7 @@ impl<'de> Visitor<'de> for CatSeed<'_, '_> {
         self.prepared(i128::from(v))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
-        Err(err(self.at, format_args!("{}, found {v}", self.expected())))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<i64, E> {
-        Err(err(self.at, format_args!("{}, found {}", self.expected(), Found(de::Unexpected::Bool(v)))))
-    }
+    refuse_kinds!('de; float, bool);
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<i64, A::Error> {
         let at = self.at;
@@ -440,9 +449,7 @@ impl<'de> Visitor<'de> for CatSeed<'_, '_> {
         one_of_list(seq, inner, at)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<i64, A::Error> {
-        Err(err(self.at, format_args!("{}, found an object", self.expected())))
-    }
+    refuse_kinds!('de; map);
 }
 
 /// Reads a string value (a `b64` payload).
@@ -474,32 +481,12 @@ impl<'de> Visitor<'de> for StrSeed<'_> {
         Ok(std::borrow::Cow::Owned(v.to_owned()))
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(err(self.at, format_args!("expected {}, found an integer", self.what)))
-    }
+    refuse_kinds!('de; int, float, bool, null, seq, map);
+}
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(err(self.at, format_args!("expected {}, found an integer", self.what)))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(err(self.at, format_args!("expected {}, found a number", self.what)))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(err(self.at, format_args!("expected {}, found a boolean", self.what)))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(err(self.at, format_args!("expected {}, found null", self.what)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(err(self.at, format_args!("expected {}, found a list", self.what)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(err(self.at, format_args!("expected {}, found an object", self.what)))
+impl StrSeed<'_> {
+    fn refuse<E: de::Error>(&self, found: &str) -> E {
+        err(self.at, format_args!("expected {}, found {found}", self.what))
     }
 }
 
@@ -514,8 +501,7 @@ fn decode_b64<E: de::Error>(env: &mut Env<'_>, at: At<'_>, text: &str) -> Result
     let decoded = env.decoder().decode(&b64, &mut row);
     env.b64 = b64;
     env.row = row;
-    decoded
-        .map_err(|e| err(at, format_args!("not a prepared tf.train.Example of this model: {e}")))?;
+    decoded.map_err(|e| err(at, format_args!("not a prepared tf.train.Example of this model: {e}")))?;
     Ok(Parsed { ints: *env.row.ints(), ids: *env.row.ids(), id: env.row.id() })
 }
 
@@ -659,33 +645,11 @@ impl<'de> Visitor<'de> for InstanceSeed<'_, '_> {
         ObjectSeed { env: self.env, api: self.api, index: self.index }.visit_map(map)
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Object, E> {
-        Err(self.wrong("an integer"))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Object, E> {
-        Err(self.wrong("an integer"))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Object, E> {
-        Err(self.wrong("a number"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Object, E> {
-        Err(self.wrong("a boolean"))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Object, E> {
-        Err(self.wrong("null"))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Object, A::Error> {
-        Err(self.wrong("a list"))
-    }
+    refuse_kinds!('de; int, float, bool, null, seq);
 }
 
 impl InstanceSeed<'_, '_> {
-    fn wrong<E: de::Error>(&self, found: &str) -> E {
+    fn refuse<E: de::Error>(&self, found: &str) -> E {
         err(At { api: self.api, index: self.index, field: None }, format_args!("{INSTANCE_EXPECTED}, found {found}"))
     }
 }
@@ -740,32 +704,12 @@ impl<'de> Visitor<'de> for ListSeed<'_, '_> {
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(format_args!("expected a list of {}s, found an object", self.api.item())))
-    }
+    refuse_kinds!('de; map, str, int, float, bool, null);
+}
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom(format_args!("expected a list of {}s, found a string", self.api.item())))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom(format_args!("expected a list of {}s, found an integer", self.api.item())))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom(format_args!("expected a list of {}s, found an integer", self.api.item())))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom(format_args!("expected a list of {}s, found a number", self.api.item())))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom(format_args!("expected a list of {}s, found a boolean", self.api.item())))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(format_args!("expected a list of {}s, found null", self.api.item())))
+impl ListSeed<'_, '_> {
+    fn refuse<E: de::Error>(&self, found: &str) -> E {
+        E::custom(format_args!("expected a list of {}s, found {found}", self.api.item()))
     }
 }
 
