@@ -425,6 +425,7 @@ fn parse_csv(
     path: &Path,
     data: &[u8],
     mut on_entry: impl FnMut(usize, u64, Value, u64) -> Result<(), ArtifactError>,
+    release: &dyn Fn(std::ops::Range<usize>),
 ) -> Result<[u64; NUM_CAT], ArtifactError> {
     let err = |line: u64, what: String| ArtifactError::Csv { path: path.to_path_buf(), line, what };
     let mut records = CsvRecords { data, pos: 0, line: 1 };
@@ -439,7 +440,12 @@ fn parse_csv(
     let mut sizes = [0u64; NUM_CAT];
     let mut last_count = [u64::MAX; NUM_CAT];
     let mut current = 0usize;
+    let mut released = 0;
     while let Some(line) = records.next_record(&mut fields).map_err(|(l, w)| err(l, w))? {
+        if records.pos - released >= RELEASE_BLOCK {
+            release(released..records.pos);
+            released = records.pos;
+        }
         if fields.len() != 4 {
             return Err(err(line, format!("{} fields, expected 4 (feature,value,count,rank)", fields.len())));
         }
@@ -485,17 +491,15 @@ fn parse_csv(
 pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     let checked = read_manifest(dir)?;
     let csv_path = dir.join(COUNTS_FILE);
-    // Mapped, not read: its pages stay the page cache's.
-    let csv = match std::fs::metadata(&csv_path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE });
-        }
-        Err(source) => return Err(ArtifactError::Io { path: csv_path, source }),
-        Ok(m) if m.len() > 0 => Some(sparky_io::MappedFile::open(&csv_path)?),
-        Ok(_) => None,
-    };
-    let bytes = csv.as_ref().map_or(&[][..], sparky_io::MappedFile::bytes);
-    let vocabulary = vocabulary_from_csv(dir, &checked.manifest, bytes)?;
+    // Mapped, not read, and released as it is read: its pages stay the page cache's.
+    if let Err(e) = std::fs::metadata(&csv_path) {
+        return Err(match e.kind() {
+            std::io::ErrorKind::NotFound => ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE },
+            _ => ArtifactError::Io { path: csv_path, source: e },
+        });
+    }
+    let csv = sparky_io::MappedFile::open(&csv_path)?;
+    let vocabulary = vocabulary_from_csv(dir, &checked.manifest, csv.bytes(), &|r| csv.release(r))?;
     Ok(Artifacts { manifest: checked.manifest, vocabulary, manifest_crc32c: checked.manifest_crc32c })
 }
 
@@ -506,32 +510,52 @@ pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
 /// As [`load`], but for missing files.
 pub fn from_bytes(dir: &Path, json: &[u8], csv: &[u8]) -> Result<Artifacts, ArtifactError> {
     let manifest = manifest_from_bytes(dir, json)?;
-    let vocabulary = vocabulary_from_csv(dir, &manifest, csv)?;
+    let vocabulary = vocabulary_from_csv(dir, &manifest, csv, &|_| {})?;
     Ok(Artifacts { manifest, vocabulary, manifest_crc32c: crc32c::crc32c(json) })
 }
+
+/// Bytes of a mapped CSV read between two releases of its pages.
+const RELEASE_BLOCK: usize = 8 << 20;
 
 /// Checks the CSV against its manifest and rebuilds the vocabulary, each
 /// entry going straight into its column's tables (the CSV is never held as
 /// a list of values).
-fn vocabulary_from_csv(dir: &Path, manifest: &Manifest, csv: &[u8]) -> Result<Vocabulary, ArtifactError> {
+/// `release` is told which bytes were read, block by block, so that a mapped
+/// CSV's pages need not all stay resident.
+fn vocabulary_from_csv(
+    dir: &Path,
+    manifest: &Manifest,
+    csv: &[u8],
+    release: &dyn Fn(std::ops::Range<usize>),
+) -> Result<Vocabulary, ArtifactError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let csv_path = dir.join(COUNTS_FILE);
-    check_csv(&csv_path, manifest, csv.len() as u64, crc32c::crc32c(csv))?;
+    let mut crc = 0;
+    for (i, block) in csv.chunks(RELEASE_BLOCK).enumerate() {
+        crc = crc32c::crc32c_append(crc, block);
+        release(i * RELEASE_BLOCK..i * RELEASE_BLOCK + block.len());
+    }
+    check_csv(&csv_path, manifest, csv.len() as u64, crc)?;
     let mut builders: Vec<Option<RankedBuilder>> = (0..NUM_CAT).map(|_| None).collect();
     // Sizes from the manifest are only a capacity hint, bounded by what the CSV can hold.
     let hint = |c: usize| {
         let recorded = manifest.vocabulary_sizes.get(CAT_FEATURES[c]).copied().unwrap_or(0);
         usize::try_from(recorded.min(csv.len() as u64 / 24)).unwrap_or(0)
     };
-    let sizes = parse_csv(&csv_path, csv, |c, line, value, count| {
-        let b = builders[c].get_or_insert_with(|| RankedBuilder::new(hint(c)));
-        // A value listed twice would have two ranks but one id.
-        b.push(value, count).map_err(|(rank, first)| ArtifactError::Csv {
-            path: csv_path.clone(),
-            line,
-            what: format!("{} at rank {rank} repeats the value of rank {first}", CAT_FEATURES[c]),
-        })
-    })?;
+    let sizes = parse_csv(
+        &csv_path,
+        csv,
+        |c, line, value, count| {
+            let b = builders[c].get_or_insert_with(|| RankedBuilder::new(hint(c)));
+            // A value listed twice would have two ranks but one id.
+            b.push(value, count).map_err(|(rank, first)| ArtifactError::Csv {
+                path: csv_path.clone(),
+                line,
+                what: format!("{} at rank {rank} repeats the value of rank {first}", CAT_FEATURES[c]),
+            })
+        },
+        release,
+    )?;
     let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
     for (c, &n) in sizes.iter().enumerate() {
         let name = CAT_FEATURES[c];
@@ -714,20 +738,22 @@ mod tests {
     #[test]
     fn csv_structure_errors_name_the_line() {
         let p = Path::new("x.csv");
-        let e =
-            parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,2\n", |_, _, _, _| Ok(())).unwrap_err();
+        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,a,1,2\n", |_, _, _, _| Ok(()), &|_| {})
+            .unwrap_err();
         assert_eq!(e.to_string(), "x.csv:2: rank 2 of categorical-feature-1, expected 1");
         let e = parse_csv(
             p,
             b"feature,value,count,rank\ncategorical-feature-1,a,1,1\ncategorical-feature-1,b,2,2\n",
             |_, _, _, _| Ok(()),
+            &|_| {},
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("x.csv:3: count 2 above"), "{e}");
-        let e = parse_csv(p, b"nope\n", |_, _, _, _| Ok(())).unwrap_err();
+        let e = parse_csv(p, b"nope\n", |_, _, _, _| Ok(()), &|_| {}).unwrap_err();
         assert!(e.to_string().contains("header"));
-        let e = parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,\"a,1,1\n", |_, _, _, _| Ok(()))
-            .unwrap_err();
+        let e =
+            parse_csv(p, b"feature,value,count,rank\ncategorical-feature-1,\"a,1,1\n", |_, _, _, _| Ok(()), &|_| {})
+                .unwrap_err();
         assert!(e.to_string().contains("unterminated"), "{e}");
     }
 }
