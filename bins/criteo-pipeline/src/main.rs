@@ -125,6 +125,11 @@ fn print_report(args: &Args, r: &Report, threads: usize) {
         args.epochs
     );
     println!("  criteo-predict --model {d}/job --input {d}/prepared/test --output {d}/predictions");
+    println!("and online, with TensorFlow Serving's REST and gRPC APIs (README, \"4. Serve\"):");
+    println!("  criteo-serve --model-base-path {d}/job/export/Servo");
+    println!(
+        "  curl -s -d \"{{\\\"instances\\\": [\\\"$(head -n 1 {d}/data/test.tsv | sed 's/\\t/\\\\t/g')\\\"]}}\" localhost:8501/v1/models/sparky:predict"
+    );
     if !args.quiet {
         eprintln!("\ncriteo-pipeline: done in {:.1} s", r.seconds);
     }
