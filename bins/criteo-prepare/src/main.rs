@@ -143,7 +143,7 @@ struct Args {
     #[arg(long)]
     no_sync: bool,
 
-    /// Memory for counting categorical values (train mode), such as 512M or 2G
+    /// Memory for the vocabulary's tables, such as 512M or 2G
     /// (K, M, G, T: powers of 1024; a plain number is bytes) [default: half of
     /// the machine's memory, printed at the start]. Counting holds one table
     /// entry per distinct value (about 13 bytes); when the tables would
@@ -154,7 +154,10 @@ struct Args {
     /// logs: several GB), or to leave room for other work. Not counted:
     /// fixed per-thread buffers (Parquet: about 20 MiB a thread) and the
     /// mapped input's pages. Too small to hold the threads' batches and 26
-    /// small tables is refused before any work.
+    /// small tables is refused before any work. Evaluate and predict modes:
+    /// when the vocabulary would take more (about 24 bytes a value), its ids
+    /// are looked up in a sorted file written in --out instead (slower, same
+    /// parts).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory_limit: Option<u64>,
 
@@ -296,9 +299,9 @@ fn run(args: Args) -> Result<(), CliError> {
     if let Some(limit) = args.memory_limit {
         cfg.memory_limit = limit;
     }
-    if mode == Mode::Train && stage == StageArg::All {
+    if stage == StageArg::All {
         eprintln!(
-            "criteo-prepare: memory limit for counting {}{}",
+            "criteo-prepare: memory limit {}{}",
             human_bytes(cfg.memory_limit),
             if args.memory_limit.is_some() { "" } else { " (half of this machine's memory; see --memory-limit)" }
         );

@@ -304,7 +304,7 @@ fn memory_limit_is_printed_parsed_and_checked_before_any_work() {
         ])
         .output()
         .unwrap();
-    assert!(o.status.success() && stderr(&o).contains("memory limit for counting 620.0 KiB"), "{}", stderr(&o));
+    assert!(o.status.success() && stderr(&o).contains("memory limit 620.0 KiB"), "{}", stderr(&o));
     assert!(stderr(&o).contains("spilled to disk"), "{}", stderr(&o));
     let parts = |d: &str| -> Vec<_> {
         visible(&dir.path().join(d)).into_iter().filter(|(n, _)| n.starts_with("part-")).collect()

@@ -490,15 +490,7 @@ fn parse_csv(
 /// malformed CSV, or a CSV that disagrees with the manifest.
 pub fn load(dir: &Path) -> Result<Artifacts, ArtifactError> {
     let checked = read_manifest(dir)?;
-    let csv_path = dir.join(COUNTS_FILE);
-    // Mapped, not read, and released as it is read: its pages stay the page cache's.
-    if let Err(e) = std::fs::metadata(&csv_path) {
-        return Err(match e.kind() {
-            std::io::ErrorKind::NotFound => ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE },
-            _ => ArtifactError::Io { path: csv_path, source: e },
-        });
-    }
-    let csv = sparky_io::MappedFile::open(&csv_path)?;
+    let csv = map_csv(dir)?;
     let vocabulary = vocabulary_from_csv(dir, &checked.manifest, csv.bytes(), &|r| csv.release(r))?;
     Ok(Artifacts { manifest: checked.manifest, vocabulary, manifest_crc32c: checked.manifest_crc32c })
 }
@@ -528,6 +520,35 @@ fn vocabulary_from_csv(
     csv: &[u8],
     release: &dyn Fn(std::ops::Range<usize>),
 ) -> Result<Vocabulary, ArtifactError> {
+    let csv_path = dir.join(COUNTS_FILE);
+    let mut builders: Vec<Option<RankedBuilder>> = (0..NUM_CAT).map(|_| None).collect();
+    // Sizes from the manifest are only a capacity hint, bounded by what the CSV can hold.
+    let hint = |c: usize| {
+        let recorded = manifest.vocabulary_sizes.get(CAT_FEATURES[c]).copied().unwrap_or(0);
+        usize::try_from(recorded.min(csv.len() as u64 / 24)).unwrap_or(0)
+    };
+    check_and_parse(dir, manifest, csv, release, |c, line, value, count| {
+        let b = builders[c].get_or_insert_with(|| RankedBuilder::new(hint(c)));
+        // A value listed twice would have two ranks but one id.
+        b.push(value, count).map_err(|(rank, first)| ArtifactError::Csv {
+            path: csv_path.clone(),
+            line,
+            what: format!("{} at rank {rank} repeats the value of rank {first}", CAT_FEATURES[c]),
+        })
+    })?;
+    let columns = builders.into_iter().map(|b| b.unwrap_or_else(|| RankedBuilder::new(0)).finish()).collect();
+    Ok(Vocabulary { columns })
+}
+
+/// Checks the CSV's size and checksum against the manifest, parses it into
+/// `on_entry`, and checks its sizes against the manifest.
+fn check_and_parse(
+    dir: &Path,
+    manifest: &Manifest,
+    csv: &[u8],
+    release: &dyn Fn(std::ops::Range<usize>),
+    on_entry: impl FnMut(usize, u64, Value, u64) -> Result<(), ArtifactError>,
+) -> Result<(), ArtifactError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let csv_path = dir.join(COUNTS_FILE);
     let mut crc = 0;
@@ -536,26 +557,7 @@ fn vocabulary_from_csv(
         release(i * RELEASE_BLOCK..i * RELEASE_BLOCK + block.len());
     }
     check_csv(&csv_path, manifest, csv.len() as u64, crc)?;
-    let mut builders: Vec<Option<RankedBuilder>> = (0..NUM_CAT).map(|_| None).collect();
-    // Sizes from the manifest are only a capacity hint, bounded by what the CSV can hold.
-    let hint = |c: usize| {
-        let recorded = manifest.vocabulary_sizes.get(CAT_FEATURES[c]).copied().unwrap_or(0);
-        usize::try_from(recorded.min(csv.len() as u64 / 24)).unwrap_or(0)
-    };
-    let sizes = parse_csv(
-        &csv_path,
-        csv,
-        |c, line, value, count| {
-            let b = builders[c].get_or_insert_with(|| RankedBuilder::new(hint(c)));
-            // A value listed twice would have two ranks but one id.
-            b.push(value, count).map_err(|(rank, first)| ArtifactError::Csv {
-                path: csv_path.clone(),
-                line,
-                what: format!("{} at rank {rank} repeats the value of rank {first}", CAT_FEATURES[c]),
-            })
-        },
-        release,
-    )?;
+    let sizes = parse_csv(&csv_path, csv, on_entry, release)?;
     let inconsistent = |what: String| ArtifactError::Inconsistent { path: manifest_path.clone(), what };
     for (c, &n) in sizes.iter().enumerate() {
         let name = CAT_FEATURES[c];
@@ -564,8 +566,36 @@ fn vocabulary_from_csv(
             return Err(inconsistent(format!("{name}: the manifest records {recorded:?} values, the CSV holds {n}")));
         }
     }
-    let columns = builders.into_iter().map(|b| b.unwrap_or_else(|| RankedBuilder::new(0)).finish()).collect();
-    Ok(Vocabulary { columns })
+    Ok(())
+}
+
+/// Reads the artifacts in `dir` entry by entry, checked as [`load`] checks
+/// them, without building a vocabulary: `on_entry(column, line, value,
+/// count)` in feature then rank order.
+///
+/// # Errors
+/// As [`load`], and whatever `on_entry` returns.
+pub(crate) fn read_entries(
+    dir: &Path,
+    on_entry: impl FnMut(usize, u64, Value, u64) -> Result<(), ArtifactError>,
+) -> Result<CheckedArtifacts, ArtifactError> {
+    let checked = read_manifest(dir)?;
+    let csv = map_csv(dir)?;
+    check_and_parse(dir, &checked.manifest, csv.bytes(), &|r| csv.release(r), on_entry)?;
+    Ok(checked)
+}
+
+/// Maps the CSV of `dir`: mapped, not read, and released as it is read, so
+/// that its pages stay the page cache's.
+fn map_csv(dir: &Path) -> Result<sparky_io::MappedFile, ArtifactError> {
+    let csv_path = dir.join(COUNTS_FILE);
+    if let Err(e) = std::fs::metadata(&csv_path) {
+        return Err(match e.kind() {
+            std::io::ErrorKind::NotFound => ArtifactError::Missing { dir: dir.to_path_buf(), file: COUNTS_FILE },
+            _ => ArtifactError::Io { path: csv_path, source: e },
+        });
+    }
+    Ok(sparky_io::MappedFile::open(&csv_path)?)
 }
 
 #[cfg(test)]

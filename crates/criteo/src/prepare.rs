@@ -817,7 +817,21 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     } else {
         None
     };
-    let loaded = if build { None } else { Some(artifacts::load(&cfg.model_dir)?) };
+    // Evaluate and predict: the vocabulary in memory when its tables fit the
+    // limit, else a sorted file built after the output folder is opened
+    // (checked first all the same).
+    let loaded = if build {
+        None
+    } else {
+        let checked = artifacts::read_manifest(&cfg.model_dir)?;
+        let values: u64 = checked.manifest.sizes().iter().sum();
+        if values.saturating_mul(LOADED_BYTES_PER_VALUE) > cfg.memory_limit {
+            artifacts::verify(&cfg.model_dir)?;
+            Some(Loaded::Sorted)
+        } else {
+            Some(Loaded::Memory(Box::new(artifacts::load(&cfg.model_dir)?)))
+        }
+    };
     let mut out = OutputDir::open(&cfg.out_dir, cfg.overwrite, owned).map_err(|e| match e {
         sparky_io::Error::OutputExists { path } => PrepareError::OutputExists(path),
         other => other.into(),
@@ -833,7 +847,14 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
     let spill_files = SpillFiles::new(&cfg.out_dir);
     let t;
     let (sizes, manifest_crc, parts, rejects, rows) = match (loaded, &model_lock) {
-        (Some(mut a), _) => {
+        (Some(Loaded::Sorted), _) => {
+            let (vocab, crc) = crate::spill::sorted_vocab_from_artifacts(&cfg.model_dir, &spill_files)?;
+            t = Instant::now();
+            progress.start(phase::WRITING, Unit::Bytes, input_bytes);
+            let (parts, rejects, rows) = transform(cfg, &mut out, &inputs, &chunks, &vocab, total_lines, progress)?;
+            (vocab.sizes(), crc, parts, rejects, rows)
+        }
+        (Some(Loaded::Memory(mut a)), _) => {
             // The transform needs only the id tables.
             a.vocabulary.shed_entries();
             t = Instant::now();
@@ -898,6 +919,17 @@ pub fn run(cfg: &PrepareConfig, progress: &Progress) -> Result<PrepareSummary, P
         write_seconds,
         total_seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Bytes a loaded vocabulary takes per value while it is built (its id table
+/// and its ranked entries): past the memory limit, evaluate and predict modes
+/// look ids up in a sorted file instead.
+const LOADED_BYTES_PER_VALUE: u64 = 24;
+
+/// How evaluate and predict modes hold the vocabulary.
+enum Loaded {
+    Memory(Box<artifacts::Artifacts>),
+    Sorted,
 }
 
 /// True when two paths name the same folder (both existing), or are equal.

@@ -345,14 +345,9 @@ fn rank_merged(
         }
     };
     // The last table is one more sorted source; merge all by text order.
-    let mut last_entries: Vec<(Value, u64)> = Vec::new();
-    let _ = last.for_each::<()>(|cat, n| {
-        last_entries.push((Value::from(cat), n));
-        Ok(())
-    });
-    let mut last_iter = last_entries.into_iter().peekable();
+    let mut last_iter = last.iter().peekable();
     loop {
-        let mut smallest: Option<Value> = last_iter.peek().map(|(v, _)| v.clone());
+        let mut smallest: Option<Value> = last_iter.peek().map(|(v, _)| Value::from(*v));
         for r in &readers {
             if let Some((v, _)) = &r.head
                 && smallest.as_ref().is_none_or(|s| text_cmp(v.as_cat(), s.as_cat()).is_lt())
@@ -362,7 +357,7 @@ fn rank_merged(
         }
         let Some(value) = smallest else { break };
         let mut n = 0u64;
-        if let Some((_, k)) = last_iter.next_if(|(v, _)| *v == value) {
+        if let Some((_, k)) = last_iter.next_if(|(v, _)| *v == value.as_cat()) {
             n += k;
         }
         for r in &mut readers {
@@ -420,26 +415,109 @@ fn rank_merged(
         }
         *p = (u64::from(*p as u32) << 32) | (i + 1 + before) as u64;
     }
-    ranked.par_sort_unstable();
-    let bits = (ranked.len() / 16).max(1).ilog2().min(24);
+    write_pairs(&mut ranked, &mut col, vw).map_err(io_err(vocab_path))?;
+    Ok(col)
+}
+
+/// Sorts `(key << 32) | rank` words by key, indexes them into `col`, and
+/// writes them as little-endian `(key, rank)` pairs. Returns the first key
+/// listed twice, if any (nothing is written then).
+fn write_pairs(pairs: &mut [u64], col: &mut SortedColumn, w: &mut impl Write) -> std::io::Result<Option<u32>> {
+    pairs.par_sort_unstable();
+    if let Some(d) = pairs.windows(2).find(|w| w[0] >> 32 == w[1] >> 32) {
+        return Ok(Some((d[0] >> 32) as u32));
+    }
+    col.hex_len = pairs.len();
+    let bits = (pairs.len() / 16).max(1).ilog2().min(24);
     col.shift = 32 - bits;
     col.index = Vec::with_capacity((1 << bits) + 1);
-    for (i, p) in ranked.iter().enumerate() {
+    for (i, p) in pairs.iter().enumerate() {
         let bucket = ((p >> 32) >> col.shift) as usize;
         while col.index.len() <= bucket {
             col.index.push(i as u32);
         }
     }
     while col.index.len() <= 1 << bits {
-        col.index.push(ranked.len() as u32);
+        col.index.push(pairs.len() as u32);
     }
-    for p in &ranked {
+    for p in pairs.iter() {
         let mut pair = [0u8; 8];
         pair[..4].copy_from_slice(&((p >> 32) as u32).to_le_bytes());
         pair[4..].copy_from_slice(&(*p as u32).to_le_bytes());
-        vw.write_all(&pair).map_err(io_err(vocab_path))?;
+        w.write_all(&pair)?;
     }
-    Ok(col)
+    Ok(None)
+}
+
+impl SortedColumn {
+    fn empty() -> Self {
+        Self { offset: 0, hex_len: 0, missing: 0, other: HashMap::new(), size: 0, index: vec![0, 0], shift: 32 }
+    }
+}
+
+/// Loads the artifacts of `dir` as a [`SortedVocab`] (checked as
+/// `artifacts::load` checks them), holding in memory only one column's
+/// `(key, rank)` words at a time: for evaluate and predict modes when the
+/// vocabulary's tables would not fit the memory limit. Returns it and the
+/// artifacts' manifest CRC32C.
+pub(crate) fn sorted_vocab_from_artifacts(dir: &Path, files: &SpillFiles) -> Result<(SortedVocab, u32), PrepareError> {
+    let (vocab_path, mut vw) = files.create("vocab")?;
+    let mut columns: Vec<SortedColumn> = Vec::with_capacity(NUM_CAT);
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut col = SortedColumn::empty();
+    let mut offset = 0u64;
+    let mut finish =
+        |columns: &mut Vec<SortedColumn>, pairs: &mut Vec<u64>, mut col: SortedColumn, vw: &mut BufWriter<File>| {
+            let c = columns.len();
+            let dup = write_pairs(pairs, &mut col, vw)
+                .map_err(|source| ArtifactError::Io { path: vocab_path.clone(), source })?;
+            if let Some(key) = dup {
+                return Err(ArtifactError::Inconsistent {
+                    path: dir.join(crate::artifacts::COUNTS_FILE),
+                    what: format!(
+                        "{} lists {} twice",
+                        sparky_prepared::schema::CAT_FEATURES[c],
+                        crate::parse::hex8(key).escape_ascii()
+                    ),
+                });
+            }
+            col.offset = offset;
+            offset += pairs.len() as u64 * 8;
+            pairs.clear();
+            columns.push(col);
+            Ok(())
+        };
+    let checked = crate::artifacts::read_entries(dir, |c, line, value, _count| {
+        while columns.len() < c {
+            let done = std::mem::replace(&mut col, SortedColumn::empty());
+            finish(&mut columns, &mut pairs, done, &mut vw)?;
+        }
+        col.size += 1;
+        let rank = col.size as u32;
+        let repeated = match value {
+            Value::Hex(k) => {
+                pairs.push((u64::from(k) << 32) | u64::from(rank));
+                false
+            }
+            Value::Missing => std::mem::replace(&mut col.missing, rank) != 0,
+            Value::Other(b) => col.other.insert(b, rank).is_some(),
+        };
+        if repeated {
+            return Err(ArtifactError::Csv {
+                path: dir.join(crate::artifacts::COUNTS_FILE),
+                line,
+                what: format!("{} at rank {rank} repeats an earlier value", sparky_prepared::schema::CAT_FEATURES[c]),
+            });
+        }
+        Ok(())
+    })?;
+    while columns.len() < NUM_CAT {
+        let done = std::mem::replace(&mut col, SortedColumn::empty());
+        finish(&mut columns, &mut pairs, done, &mut vw)?;
+    }
+    vw.into_inner().map_err(|e| io_err(&vocab_path)(e.into_error()))?;
+    let map = if offset > 0 { Some(MappedFile::open(&vocab_path).map_err(PrepareError::Commit)?) } else { None };
+    Ok((SortedVocab { map, columns }, checked.manifest_crc32c))
 }
 
 struct RankState<'w, 'a> {

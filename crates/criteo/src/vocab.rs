@@ -341,6 +341,31 @@ impl SortedCounts {
         Ok(())
     }
 
+    /// Every (value, count) in text order.
+    pub fn iter(&self) -> impl Iterator<Item = (Cat<'_>, u64)> + '_ {
+        let (mut h, mut o) = (0, 0);
+        std::iter::from_fn(move || {
+            let hex = self.hex.get(h).map(|s| Cat::Hex(s.key));
+            let other = self.specials.get(o).map(|(v, _)| v.as_cat());
+            match (hex, other) {
+                (Some(x), Some(y)) if text_cmp(y, x) == Ordering::Less => {
+                    o += 1;
+                    Some((y, self.specials[o - 1].1))
+                }
+                (Some(x), _) => {
+                    let s = self.hex[h];
+                    h += 1;
+                    Some((x, if s.val == ESCAPED { self.big[&s.key] } else { u64::from(s.val) }))
+                }
+                (None, Some(y)) => {
+                    o += 1;
+                    Some((y, self.specials[o - 1].1))
+                }
+                (None, None) => None,
+            }
+        })
+    }
+
     /// Number of values.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -428,3 +428,31 @@ fn spill_files_are_removed_after_a_failure_and_tiny_limits_are_refused() {
     assert!(e.to_string().contains("--memory-limit 100000 bytes is too small"), "{e}");
     assert!(!out.exists(), "nothing is created before the limit is checked");
 }
+
+#[test]
+fn evaluate_and_predict_within_a_small_limit_give_the_same_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    mixed_input(&input, 3000);
+    let test = dir.path().join("test.tsv");
+    generate(&test, 3000, 1500, false);
+    let model = dir.path().join("model");
+    run(&config(&input, dir.path().join("train"), Mode::Train, model.clone())).unwrap();
+    for (mode, data) in [(Mode::Evaluate, &input), (Mode::Predict, &test)] {
+        for format in [PartFormat::Tfrecord, PartFormat::Parquet] {
+            let tag = format!("{mode:?}-{format:?}");
+            let parts = |limit: u64, name: &str| {
+                let out = dir.path().join(format!("{tag}-{name}"));
+                let mut c = config(data, out.clone(), mode, model.clone());
+                c.format = format;
+                c.threads = 3;
+                c.memory_limit = limit;
+                run(&c).unwrap();
+                assert_eq!(spill_files(&out), Vec::<String>::new(), "{tag}: spill files left");
+                file_bytes(&out).into_iter().filter(|(n, _)| n.starts_with("part-")).collect::<Files>()
+            };
+            // 10 KB cannot hold the tables of a vocabulary of thousands of values: the sorted file is used.
+            assert!(parts(1 << 30, "memory") == parts(10_000, "sorted"), "{tag}: parts differ");
+        }
+    }
+}
