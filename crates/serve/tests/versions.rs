@@ -60,13 +60,16 @@ fn versions_appear_swap_and_damaged_ones_are_skipped() {
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(get(addr, "/healthz").status, 200);
 
-    // A newer version is swapped in; the old one is no longer addressable.
+    // A newer version is swapped in; the old one is no longer addressable,
+    // and freed once no request holds it.
+    let old = Arc::downgrade(&server.models().get("sparky").unwrap().current().unwrap());
     publish(&f.export(), &base, 200);
     assert_eq!(
         server.poll_now(),
         vec![PollEvent::Loaded { model: "sparky".into(), version: 200, replaced: Some(100) }]
     );
     assert_eq!(status_version(addr), "200");
+    assert!(old.upgrade().is_none(), "version 100 is still held after the swap");
     assert_eq!(post(addr, "/v1/models/sparky/versions/100:predict", &body).status, 404);
     assert_eq!(post(addr, "/v1/models/sparky/versions/200:predict", &body).body, first.body);
 
@@ -163,4 +166,24 @@ fn shutdown_lets_a_request_in_flight_finish() {
     assert_eq!(a.json()["predictions"].as_array().unwrap().len(), 4);
     // And the port no longer accepts.
     assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn several_models_are_served_by_name() {
+    let f = fixture();
+    let other = f.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    publish(&f.export(), &other, 7);
+    let server = common::start_with(&f.base(), |c| c.models.push(("ctr".into(), other.clone())));
+    let addr = server.rest_addr();
+    let tsv = lines(&f.path("test.tsv"));
+    let body = json!({ "instances": tsv[..3] });
+    let a = post(addr, "/v1/models/sparky:predict", &body);
+    let b = post(addr, "/v1/models/ctr/versions/7:predict", &body);
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    assert_eq!(a.body, b.body, "the same export under two names scores the same");
+    assert_eq!(status_version(addr), f.export().file_name().unwrap().to_string_lossy());
+    let metrics = get(addr, "/metrics").body;
+    assert!(metrics.contains("sparky_model_version{model=\"ctr\"} 7"), "{metrics}");
+    server.shutdown().unwrap();
 }
