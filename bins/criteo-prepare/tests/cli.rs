@@ -312,3 +312,44 @@ fn memory_limit_is_printed_parsed_and_checked_before_any_work() {
     assert!(parts("o").len() == 8 && parts("o") == parts("o2"), "the parts of a spilling run are the in-memory run's");
     assert!(visible(&dir.path().join("m")) == visible(&dir.path().join("m2")), "so are the artifacts");
 }
+
+#[test]
+fn a_killed_spilling_run_leaves_nothing_complete_looking_and_a_rerun_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.tsv");
+    generate(&input, 60_000);
+    let run = |out: &Path, model: &Path, limit: &str| {
+        let mut c = bin();
+        c.args(["-i", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", "train"]);
+        c.args(["-x", model.to_str().unwrap(), "--overwrite", "-q", "--threads", "2", "--memory-limit", limit]);
+        c
+    };
+    let o = run(&dir.path().join("ref"), &dir.path().join("ref-model"), "1G").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let parts = |d: &Path| -> Vec<_> { visible(d).into_iter().filter(|(n, _)| n.starts_with("part-")).collect() };
+    let reference = parts(&dir.path().join("ref"));
+    let t = Instant::now();
+    let (out, model) = (dir.path().join("out"), dir.path().join("model"));
+    let o = run(&out, &model, "1M").output().unwrap();
+    assert!(o.status.success() && stderr(&o).contains("spilled to disk"), "{}", stderr(&o));
+    let full = t.elapsed();
+    for frac in [0.3, 0.7] {
+        let mut child = run(&out, &model, "1M").stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(full.mul_f64(frac));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            assert!(!out.join("_SUCCESS").exists(), "a killed run leaves no _SUCCESS");
+            assert!(!model.join("manifest.json").exists() || model.join("categorical-value-counts.csv").exists());
+        }
+        let o = run(&out, &model, "1M").output().unwrap();
+        assert!(o.status.success(), "rerun after a kill at {frac}: {}", stderr(&o));
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') && n != ".lock")
+            .collect();
+        assert!(left.iter().all(|n| !n.contains("spill")), "spill files left: {left:?}");
+        assert!(parts(&out) == reference, "kill at {frac}: the rerun's parts differ from the in-memory run's");
+    }
+}
