@@ -228,6 +228,20 @@ fn key_of(name: &str) -> Option<Key> {
     }
 }
 
+/// `impl DeserializeSeed for $seed`: the seed is its own visitor, driven by
+/// the deserializer method `$via`.
+macro_rules! seed_via {
+    ($seed:ident $(<$($lt:lifetime),+>)?, $value:ty, $via:ident) => {
+        impl<'de> DeserializeSeed<'de> for $seed $(<$($lt),+>)? {
+            type Value = $value;
+
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$value, D::Error> {
+                d.$via(self)
+            }
+        }
+    };
+}
+
 /// The `visit_*` methods of a visitor that refuse a kind of JSON value,
 /// each through the visitor's own `refuse(&self, found) -> E` (which words
 /// the message for its place): `refuse_kinds!('de; int, float, bool, ...)`.
@@ -260,13 +274,7 @@ macro_rules! refuse_kinds {
 /// Reads a map key, borrowed when the JSON has no escapes.
 struct KeySeed;
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = std::borrow::Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
+seed_via!(KeySeed, std::borrow::Cow<'de, str>, deserialize_str);
 
 impl<'de> Visitor<'de> for KeySeed {
     type Value = std::borrow::Cow<'de, str>;
@@ -292,13 +300,7 @@ struct IntSeed<'f> {
 
 const INT_EXPECTED: &str = "expected an integer, a string of digits or null";
 
-impl<'de> DeserializeSeed<'de> for IntSeed<'_> {
-    type Value = i64;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_via!(IntSeed<'_>, i64, deserialize_any);
 
 impl<'de> Visitor<'de> for IntSeed<'_> {
     type Value = i64;
@@ -374,13 +376,7 @@ struct CatSeed<'e, 'f> {
     env: &'e Env<'e>,
 }
 
-impl<'de> DeserializeSeed<'de> for CatSeed<'_, '_> {
-    type Value = i64;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_via!(CatSeed<'_, '_>, i64, deserialize_any);
 
 impl CatSeed<'_, '_> {
     fn expected(&self) -> &'static str {
@@ -458,13 +454,7 @@ struct StrSeed<'f> {
     what: &'static str,
 }
 
-impl<'de> DeserializeSeed<'de> for StrSeed<'_> {
-    type Value = std::borrow::Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_via!(StrSeed<'_>, std::borrow::Cow<'de, str>, deserialize_any);
 
 impl<'de> Visitor<'de> for StrSeed<'_> {
     type Value = std::borrow::Cow<'de, str>;
@@ -521,13 +511,7 @@ struct ObjectSeed<'e, 's> {
     index: Option<usize>,
 }
 
-impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, '_> {
-    type Value = Object;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_via!(ObjectSeed<'_, '_>, Object, deserialize_map);
 
 impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
     type Value = Object;
@@ -616,13 +600,7 @@ struct InstanceSeed<'e, 's> {
     index: Option<usize>,
 }
 
-impl<'de> DeserializeSeed<'de> for InstanceSeed<'_, '_> {
-    type Value = Object;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_via!(InstanceSeed<'_, '_>, Object, deserialize_any);
 
 const INSTANCE_EXPECTED: &str = "expected {\"b64\": <serialized Example>}, an object of raw fields, or a TSV line";
 
@@ -662,13 +640,7 @@ struct ListSeed<'e, 's> {
     partials: Option<&'e mut Vec<(usize, Partial)>>,
 }
 
-impl<'de> DeserializeSeed<'de> for ListSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_via!(ListSeed<'_, '_>, (), deserialize_any);
 
 impl<'de> Visitor<'de> for ListSeed<'_, '_> {
     type Value = ();
@@ -718,13 +690,7 @@ struct InputsSeed<'e, 's> {
     env: &'e mut Env<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+seed_via!(InputsSeed<'_, '_>, (), deserialize_any);
 
 impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
     type Value = ();
@@ -771,13 +737,7 @@ struct PredictSeed<'e, 's> {
     env: &'e mut Env<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for PredictSeed<'_, '_> {
-    type Value = Layout;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Layout, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_via!(PredictSeed<'_, '_>, Layout, deserialize_map);
 
 impl<'de> Visitor<'de> for PredictSeed<'_, '_> {
     type Value = Layout;
@@ -832,13 +792,7 @@ struct ClassifySeed<'e, 's> {
     context: &'e mut Option<Partial>,
 }
 
-impl<'de> DeserializeSeed<'de> for ClassifySeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
+seed_via!(ClassifySeed<'_, '_>, (), deserialize_map);
 
 impl<'de> Visitor<'de> for ClassifySeed<'_, '_> {
     type Value = ();
