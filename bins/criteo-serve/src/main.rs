@@ -14,14 +14,14 @@ use sparky_serve::{ServeConfig, ServeError, Server};
 /// Serving's clients work unchanged, and the same scores as criteo-predict.
 ///
 /// Each model serves the newest complete export under its base path
-/// (JOB_DIR/export/Servo/<version>/), checked against its manifest; the base
+/// (JOB_DIR/export/Servo/VERSION/), checked against its manifest; the base
 /// path is polled every --poll-seconds and a newer export is swapped in once
 /// it verifies (a damaged one is logged and skipped while the old version
 /// keeps serving; requests in flight finish on the version they began with).
 ///
 /// REST (--port):
 ///   POST /v1/models/NAME[/versions/V]:predict   {"instances": [...]} or {"inputs": [...]}
-///        an instance is {"b64": "<serialized prepared tf.train.Example>"}, an object
+///        an instance is {"b64": "BASE64 OF A PREPARED tf.train.Example"}, an object
 ///        of raw fields by the Example's names ({"integer-feature-1": 5,
 ///        "categorical-feature-1": "68fd1e64", ...}; absent or null: missing), or a
 ///        raw TSV line (39 fields, or 40 with the label first).
