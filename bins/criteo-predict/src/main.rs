@@ -16,6 +16,9 @@ static PROGRESS: Progress = Progress::new();
 enum InputFormatArg {
     /// TFRecords of prepared Examples (criteo-prepare output; any compression).
     Tfrecord,
+    /// Parquet parts of prepared rows (criteo-prepare --format parquet, or Spark or
+    /// pandas output with the same columns by name; see docs/formats.md).
+    Parquet,
     /// Raw Criteo TSV, prepared on the fly with the export's artifacts: 39 fields,
     /// or 40 with a label first, decided line by line (with labels, log loss and
     /// AUC are printed too).
@@ -69,8 +72,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
 
-    /// What the input holds [default: detected: a prepared folder, TFRecord framing,
-    /// or text; TSV for standard input].
+    /// What the input holds [default: detected: a prepared folder, Parquet's magic,
+    /// TFRecord framing, or text; TSV for standard input].
     #[arg(long, value_enum, value_name = "FORMAT")]
     input_format: Option<InputFormatArg>,
 
@@ -114,9 +117,11 @@ fn run(args: Args) -> Result<(), PredictError> {
         if !(stdin && stdout) {
             usage_error("streaming needs both --input - and --output - (a batch run reads files and writes a folder)");
         }
-        if matches!(args.input_format, Some(InputFormatArg::Tfrecord)) || matches!(args.format, FormatArg::Parquet) {
+        if matches!(args.input_format, Some(InputFormatArg::Tfrecord | InputFormatArg::Parquet))
+            || matches!(args.format, FormatArg::Parquet)
+        {
             usage_error(
-                "streaming reads TSV lines and writes JSON lines: drop --input-format tfrecord and --format parquet",
+                "streaming reads TSV lines and writes JSON lines: drop --input-format tfrecord/parquet and --format parquet",
             );
         }
         let scorer = RawScorer::new(ExportDir::load(&args.model)?)?;
@@ -131,6 +136,7 @@ fn run(args: Args) -> Result<(), PredictError> {
     let format = args.input_format.map(|f| match f {
         InputFormatArg::Tsv => InputFormat::Tsv,
         InputFormatArg::Tfrecord => InputFormat::Tfrecord,
+        InputFormatArg::Parquet => InputFormat::Parquet,
     });
     let input = Input::resolve(&args.input, format, args.allow_incomplete)?;
     let cfg = BatchConfig {

@@ -25,6 +25,9 @@ use crate::{PredictError, PredictSummary, writer};
 pub enum InputFormat {
     /// TFRecords of prepared Examples (criteo-prepare output).
     Tfrecord,
+    /// Parquet parts of prepared rows (criteo-prepare `--format parquet`, or
+    /// Spark or pandas output with the same columns; see docs/formats.md).
+    Parquet,
     /// Raw Criteo TSV: 39 fields, or 40 with a label first.
     Tsv,
 }
@@ -66,16 +69,32 @@ pub struct BatchConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Tfrecord,
+    Parquet,
     Text,
     Empty,
     Other,
 }
 
-/// Looks at the first bytes of `path` (decompressed for `.gz`, `.zlib`).
+/// Looks at the first bytes of `path` (decompressed for `.gz`, `.zlib`):
+/// Parquet's magic `PAR1` at the start and the end, TFRecord framing (a
+/// length and its checksum), or text.
 fn sniff(path: &Path) -> Result<Kind, PredictError> {
+    use std::io::{Seek, SeekFrom};
     let io = |source| PredictError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let compression = sparky_tfrecord::Compression::from_path(path);
+    if compression == sparky_tfrecord::Compression::None {
+        let mut magic = [0u8; 4];
+        let len = file.metadata().map_err(io)?.len();
+        if len >= 8 && file.read_exact(&mut magic).is_ok() && &magic == b"PAR1" {
+            file.seek(SeekFrom::End(-4)).map_err(io)?;
+            file.read_exact(&mut magic).map_err(io)?;
+            if &magic == b"PAR1" {
+                return Ok(Kind::Parquet);
+            }
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+    }
     let mut head = Vec::with_capacity(4096);
     compression.decoder(file).take(4096).read_to_end(&mut head).map_err(io)?;
     if head.is_empty() {
@@ -99,8 +118,8 @@ fn sniff(path: &Path) -> Result<Kind, PredictError> {
 impl Input {
     /// Resolves `--input`: a prepared folder, a folder of TSV files, a file,
     /// or a glob. Without a declared format the kind is detected (a folder's
-    /// `_prepare.json`, else the first file's bytes: TFRecord framing or
-    /// text); a declared format that the bytes contradict is an error that
+    /// `_prepare.json`, else the first file's bytes: Parquet's magic,
+    /// TFRecord framing or text); a declared format that the bytes contradict is an error that
     /// says what to pass. Prepared parts are checked against their folder's
     /// record (see [`PreparedDir`]).
     ///
@@ -119,7 +138,7 @@ impl Input {
             if format == Some(InputFormat::Tsv) {
                 return Err(PredictError::WrongInputKind {
                     path: spec.to_path_buf(),
-                    found: "a prepared folder (TFRecords)",
+                    found: "a prepared folder",
                     hint: "drop --input-format tsv",
                 });
             }
@@ -148,30 +167,47 @@ impl Input {
                     hint: "pass --input-format tsv to score raw Criteo lines",
                 });
             }
-            (Some(InputFormat::Tsv), Kind::Tfrecord) => {
+            (Some(InputFormat::Parquet), Kind::Text) => {
                 return Err(PredictError::WrongInputKind {
                     path,
-                    found: "TFRecords, not text",
+                    found: "text (raw TSV?), not Parquet",
+                    hint: "pass --input-format tsv to score raw Criteo lines",
+                });
+            }
+            (Some(InputFormat::Tsv | InputFormat::Parquet), Kind::Tfrecord) => {
+                return Err(PredictError::WrongInputKind {
+                    path,
+                    found: "TFRecords",
                     hint: "pass --input-format tfrecord (or leave it out)",
+                });
+            }
+            (Some(InputFormat::Tsv | InputFormat::Tfrecord), Kind::Parquet) => {
+                return Err(PredictError::WrongInputKind {
+                    path,
+                    found: "Parquet",
+                    hint: "pass --input-format parquet (or leave it out)",
                 });
             }
             (None, Kind::Other) | (Some(_), Kind::Other) => {
                 return Err(PredictError::WrongInputKind {
                     path,
-                    found: "neither TFRecords nor text",
-                    hint: "give prepared parts (criteo-prepare output) or raw Criteo TSV",
+                    found: "neither TFRecords, Parquet nor text",
+                    hint: "give prepared parts (criteo-prepare output, or Parquet with its columns) or raw Criteo TSV",
                 });
             }
             (Some(f), _) => f,
             (None, Kind::Tfrecord) => InputFormat::Tfrecord,
+            (None, Kind::Parquet) => InputFormat::Parquet,
             (None, Kind::Text) => InputFormat::Tsv,
             (None, Kind::Empty) if spec.is_dir() || files.iter().all(|f| is_part_name(f)) => InputFormat::Tfrecord,
             (None, Kind::Empty) => InputFormat::Tsv,
         };
         Ok(match format {
             InputFormat::Tsv => Input::Tsv(files),
-            InputFormat::Tfrecord if spec.is_dir() => Input::Prepared(PreparedDir::open(spec, opts)?),
-            InputFormat::Tfrecord => Input::Prepared(PreparedDir::open_files(&files, opts)?),
+            InputFormat::Tfrecord | InputFormat::Parquet if spec.is_dir() => {
+                Input::Prepared(PreparedDir::open(spec, opts)?)
+            }
+            InputFormat::Tfrecord | InputFormat::Parquet => Input::Prepared(PreparedDir::open_files(&files, opts)?),
         })
     }
 

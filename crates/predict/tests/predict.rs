@@ -8,8 +8,8 @@ use sparky_criteo::prepare::{self, PrepareConfig, Progress};
 use sparky_datagen::{Generator, GeneratorConfig};
 use sparky_export::ExportDir;
 use sparky_predict::{BatchConfig, Input, InputFormat, OutputFormat, PredictError, PredictSummary, RawScorer, Scorer};
-use sparky_prepared::PreparedDir;
 use sparky_prepared::schema::Mode;
+use sparky_prepared::{PartFormat, PreparedDir};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -268,4 +268,47 @@ fn damaged_framing_fails_the_run_and_leaves_nothing() {
         let left: Vec<_> = std::fs::read_dir(f.path("out")).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
     }
+}
+
+/// The lines of every results part, in part order.
+fn result_lines(dir: &Path) -> Vec<String> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("prediction.results-"))
+        .collect();
+    parts.sort();
+    parts
+        .iter()
+        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn parquet_parts_predict_the_lines_of_tfrecord_parts() {
+    let f = fixture();
+    let mut c =
+        PrepareConfig::new(vec![Source::File(f.path("test.tsv"))], f.path("test-pq"), Mode::Predict, f.path("model"));
+    c.num_partitions = 3;
+    c.sync = false;
+    c.format = PartFormat::Parquet;
+    prepare::run(&c, &Progress::default()).unwrap();
+    let scorer = Scorer::new(ExportDir::load(&f.path("job")).unwrap());
+    // Detected by their bytes: a folder, and a glob of its parts.
+    for (spec, out) in [(f.path("test-pq"), "out-pq"), (f.path("test-pq/part-*"), "out-glob")] {
+        let Input::Prepared(pq) = Input::resolve(&spec, None, false).unwrap() else { panic!("prepared parts") };
+        assert_eq!(pq.parts().len(), 3);
+        let s = run_p(&scorer, &pq, &batch(f.path(out), OutputFormat::Json)).unwrap();
+        assert_eq!((s.rows, s.errors), (2000, 0));
+    }
+    run_p(&scorer, &prepared(&f, "test"), &batch(f.path("out-tf"), OutputFormat::Json)).unwrap();
+    let tf = result_lines(&f.path("out-tf"));
+    assert_eq!(tf.len(), 2000);
+    assert_eq!(result_lines(&f.path("out-pq")), tf, "the same lines");
+    assert_eq!(result_lines(&f.path("out-glob")), tf);
+    // A declared format the bytes contradict says what to pass.
+    let e = Input::resolve(&f.path("test-pq/part-*"), Some(InputFormat::Tfrecord), false).unwrap_err();
+    assert!(e.to_string().contains("--input-format parquet"), "{e}");
+    let e = Input::resolve(&f.path("test/part-*"), Some(InputFormat::Parquet), false).unwrap_err();
+    assert!(e.to_string().contains("--input-format tfrecord"), "{e}");
 }

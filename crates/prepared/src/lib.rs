@@ -11,8 +11,9 @@
 //!   prepare run recorded: `_SUCCESS`, the listed parts with their sizes, and
 //!   (on request) the artifacts it names, by checksum.
 //! - [`reader`]: the one reader of prepared records: blocks of mapped or
-//!   streamed parts, decoded into a caller-owned [`Row`], bad records handed
-//!   over with their positions, counts checked against the record.
+//!   streamed TFRecord parts, or Parquet row groups, decoded into a
+//!   caller-owned [`Row`], bad records handed over with their positions,
+//!   counts checked against the record.
 //!
 //! ```
 //! use sparky_prepared::{OpenOptions, PreparedDir, PreparedError};
@@ -27,6 +28,7 @@
 
 pub mod artifacts;
 pub mod folder;
+mod parquet_part;
 pub mod reader;
 pub mod schema;
 

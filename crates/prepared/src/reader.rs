@@ -13,6 +13,10 @@
 //! fails. Damaged framing (a length field that fails its checksum, a
 //! truncation) is an error: the rows after it cannot be counted.
 //!
+//! A Parquet part's row groups are blocks too: their columns, matched to the
+//! schema by name, are read side by side into the same [`Row`] and checked
+//! by the same [`RowDecoder`]; a bad row's position names its row group.
+//!
 //! The caller counts what each block held ([`BlockStats`]) and, after a
 //! whole pass, checks the counts against `_prepare.json`
 //! ([`Reader::check_counts`]): no row goes missing unnoticed.
@@ -25,6 +29,7 @@ use sparky_tfrecord::example::{ExampleError, Int64SchemaDecoder};
 use sparky_tfrecord::{Compression, ReaderOptions, RecordReader, SliceReader};
 
 use crate::folder::{PREPARED_FILE, Part, PartKind, PreparedDir};
+use crate::parquet_part::{self, ParquetPart};
 use crate::schema::{CAT_FEATURES, ID_FEATURE, INT_FEATURES, LABEL_FEATURE, NUM_CAT, NUM_INT};
 
 /// Bytes per block of an uncompressed part: about 750 Criteo Examples.
@@ -34,17 +39,27 @@ pub const BLOCK_BYTES: u64 = 1 << 20;
 const RELEASE_SPAN: usize = 2 << 20;
 
 /// Decoder slots: label, id, the integers, the vocabulary ids.
-const SLOTS: usize = 2 + NUM_INT + NUM_CAT;
-const LABEL: usize = 0;
-const ID: usize = 1;
+pub(crate) const SLOTS: usize = 2 + NUM_INT + NUM_CAT;
+pub(crate) const LABEL: usize = 0;
+pub(crate) const ID: usize = 1;
 const INTS: usize = 2;
-const IDS: usize = 2 + NUM_INT;
+pub(crate) const IDS: usize = 2 + NUM_INT;
+
+/// The feature of each decoder slot.
+pub(crate) fn slot_names() -> [&'static str; SLOTS] {
+    let mut names = [""; SLOTS];
+    names[LABEL] = LABEL_FEATURE;
+    names[ID] = ID_FEATURE;
+    names[INTS..IDS].copy_from_slice(&INT_FEATURES);
+    names[IDS..].copy_from_slice(&CAT_FEATURES);
+    names
+}
 
 /// One prepared row, decoded. Reused from record to record: the reader
 /// decodes into a row the caller owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
-    values: [i64; SLOTS],
+    pub(crate) values: [i64; SLOTS],
     label: Option<bool>,
     id: Option<i64>,
 }
@@ -114,6 +129,13 @@ pub enum RowFault {
         /// The vocabulary's size.
         size: u64,
     },
+    /// A null vocabulary id (Parquet): ids come from the vocabulary, where
+    /// a missing value has its own id, so a null is not a prepared value.
+    #[error("{feature} is null: vocabulary ids are never missing (criteo-prepare gives missing values an id)")]
+    Null {
+        /// The feature.
+        feature: &'static str,
+    },
 }
 
 /// Decodes prepared Examples into [`Row`]s and checks their values: labels
@@ -130,12 +152,7 @@ impl RowDecoder {
     /// fit (`None`: not checked). `clicked` and `id` are optional.
     #[must_use]
     pub fn new(sizes: Option<[u64; NUM_CAT]>) -> Self {
-        let mut names = [""; SLOTS];
-        names[LABEL] = LABEL_FEATURE;
-        names[ID] = ID_FEATURE;
-        names[INTS..IDS].copy_from_slice(&INT_FEATURES);
-        names[IDS..].copy_from_slice(&CAT_FEATURES);
-        let decoder = Int64SchemaDecoder::new(&names).with_optional(&[LABEL_FEATURE, ID_FEATURE]);
+        let decoder = Int64SchemaDecoder::new(&slot_names()).with_optional(&[LABEL_FEATURE, ID_FEATURE]);
         Self { decoder, sizes, need_label: false }
     }
 
@@ -154,7 +171,15 @@ impl RowDecoder {
     #[inline]
     pub fn decode(&mut self, bytes: &[u8], row: &mut Row) -> Result<(), RowFault> {
         self.decoder.decode(bytes, &mut row.values)?;
-        row.label = if self.decoder.is_present(LABEL) {
+        let (label, id) = (self.decoder.is_present(LABEL), self.decoder.is_present(ID));
+        self.check(row, label, id)
+    }
+
+    /// Checks the values decoded into `row` (by the Example decoder or a
+    /// Parquet row group), given whether it has a label and an id.
+    #[inline]
+    pub(crate) fn check(&self, row: &mut Row, label: bool, id: bool) -> Result<(), RowFault> {
+        row.label = if label {
             match row.values[LABEL] {
                 0 => Some(false),
                 1 => Some(true),
@@ -165,7 +190,7 @@ impl RowDecoder {
         } else {
             None
         };
-        row.id = self.decoder.is_present(ID).then_some(row.values[ID]);
+        row.id = id.then_some(row.values[ID]);
         if let Some(sizes) = &self.sizes {
             for (c, (&v, &size)) in row.ids().iter().zip(sizes).enumerate() {
                 // One compare: negative ids wrap to huge unsigned values.
@@ -178,23 +203,30 @@ impl RowDecoder {
     }
 }
 
-/// Where a record is: its part, its number in the part when known, and its
-/// byte offset when known (in the decompressed stream for compressed parts).
+/// Where a record is: its part, its number in the part when known, its
+/// byte offset when known (in the decompressed stream for compressed parts),
+/// and its row group for a Parquet part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordAt {
     /// The part.
     pub path: PathBuf,
-    /// 0-based record number within the part.
+    /// 0-based record (row) number within the part.
     pub record: Option<u64>,
     /// Byte offset of the record's header.
     pub offset: Option<u64>,
+    /// The Parquet row group holding the row.
+    pub row_group: Option<u64>,
 }
 
 impl fmt::Display for RecordAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.path.display())?;
+        if let Some(g) = self.row_group {
+            write!(f, "row group {g}, ")?;
+        }
         match (self.record, self.offset) {
             (Some(r), Some(o)) => write!(f, "record {r} at byte {o}"),
+            (Some(r), None) if self.row_group.is_some() => write!(f, "row {r}"),
             (Some(r), None) => write!(f, "record {r}"),
             (None, Some(o)) => write!(f, "record at byte {o}"),
             (None, None) => write!(f, "a record"),
@@ -256,6 +288,37 @@ pub enum ReadError {
         /// Records found.
         found: u64,
     },
+    /// A `.parquet` part without Parquet's magic bytes at its start and end.
+    #[error("{}: not a Parquet file ({bytes} bytes, no PAR1 magic at its start and end): truncated or not Parquet", path.display())]
+    NotParquet {
+        /// The part.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A Parquet part (its footer, a row group or a column) cannot be read.
+    #[error("{}: {source}", crate::parquet_part::describe(path, *row_group, *column))]
+    Parquet {
+        /// The part.
+        path: PathBuf,
+        /// The row group, when reading one.
+        row_group: Option<usize>,
+        /// The column, when reading one.
+        column: Option<&'static str>,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A Parquet part whose columns do not fit the schema.
+    #[error("{}: column \"{column}\" {what}", path.display())]
+    ParquetColumn {
+        /// The part.
+        path: PathBuf,
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        what: String,
+    },
     /// A kind of part this reader cannot read.
     #[error("{}: {what} parts cannot be read here", path.display())]
     Unsupported {
@@ -311,6 +374,7 @@ pub struct Block {
 enum Source {
     Mapped(MappedFile),
     Stream,
+    Parquet(Box<ParquetPart>),
 }
 
 /// Reads the records of prepared parts, block by block.
@@ -318,6 +382,8 @@ pub struct Reader {
     parts: Vec<Part>,
     sources: Vec<Source>,
     blocks: Vec<Block>,
+    /// The Parquet row group of each block (0 for TFRecord blocks).
+    groups: Vec<usize>,
     opts: ReaderOptions,
 }
 
@@ -329,41 +395,63 @@ impl fmt::Debug for Reader {
 
 impl Reader {
     /// Opens the parts of `dir`: uncompressed files are mapped and cut into
-    /// blocks of about `block_bytes`; compressed files are one block each.
+    /// blocks of about `block_bytes`; compressed files are one block each;
+    /// Parquet files (by name, or by their magic) are mapped, their footer
+    /// read and their columns matched to the schema, a block per row group.
     /// `access` hints how the blocks will be taken ([`Access::Normal`] for a
-    /// shuffled order). Nothing is read yet.
+    /// shuffled order). Nothing else is read yet.
     ///
     /// # Errors
-    /// A part cannot be mapped, or is Parquet.
+    /// A part cannot be mapped; a Parquet part is damaged or its columns do
+    /// not fit the schema ([`ReadError::NotParquet`],
+    /// [`ReadError::Parquet`], [`ReadError::ParquetColumn`]).
     pub fn new(dir: &PreparedDir, block_bytes: u64, access: Access) -> Result<Self, ReadError> {
         let block_bytes = block_bytes.max(1);
         let parts = dir.parts().to_vec();
         let mut sources = Vec::with_capacity(parts.len());
         let mut blocks = Vec::new();
+        let mut groups = Vec::new();
         for (i, p) in parts.iter().enumerate() {
-            match p.kind {
-                PartKind::Parquet => {
-                    return Err(ReadError::Unsupported { path: p.path.clone(), what: "Parquet" });
+            // A Parquet file is known by its magic too (Spark may name
+            // parts without the extension); no TFRecord file starts so (its
+            // length field's checksum would not match).
+            let mapped = match p.kind {
+                PartKind::Parquet | PartKind::Tfrecord(Compression::None) => Some(MappedFile::open(&p.path)?),
+                PartKind::Tfrecord(_) => None,
+            };
+            let parquet =
+                mapped.as_ref().is_some_and(|m| p.kind == PartKind::Parquet || parquet_part::is_parquet(m.bytes()));
+            match (p.kind, mapped) {
+                (_, Some(m)) if parquet => {
+                    m.advise(access);
+                    let pq = ParquetPart::open(&p.path, m)?;
+                    for g in 0..pq.row_groups() {
+                        let (start, end) = pq.byte_range(g);
+                        blocks.push(Block { part: i, start, end });
+                        groups.push(g);
+                    }
+                    sources.push(Source::Parquet(Box::new(pq)));
                 }
-                PartKind::Tfrecord(Compression::None) => {
-                    let m = MappedFile::open(&p.path)?;
+                (_, Some(m)) => {
                     m.advise(access);
                     let len = m.len() as u64;
                     let mut start = 0;
                     while start < len {
                         let end = (start + block_bytes).min(len);
                         blocks.push(Block { part: i, start, end });
+                        groups.push(0);
                         start = end;
                     }
                     sources.push(Source::Mapped(m));
                 }
-                PartKind::Tfrecord(_) => {
+                (_, None) => {
                     blocks.push(Block { part: i, start: 0, end: u64::MAX });
+                    groups.push(0);
                     sources.push(Source::Stream);
                 }
             }
         }
-        Ok(Self { parts, sources, blocks, opts: ReaderOptions::default() })
+        Ok(Self { parts, sources, blocks, groups, opts: ReaderOptions::default() })
     }
 
     /// The blocks, in part then byte order.
@@ -411,6 +499,9 @@ impl Reader {
             f(item)
         };
         match &self.sources[block.part] {
+            Source::Parquet(pq) => {
+                pq.read_row_group(path, self.groups[b], decoder, row, &mut stats, f)?;
+            }
             Source::Mapped(m) => {
                 let bytes = m.bytes();
                 let Some(first) =
@@ -436,7 +527,7 @@ impl Reader {
                         }
                         Err(e) => return Err(ReadError::from(e).into()),
                     };
-                    let at = RecordAt { path: path.clone(), record: None, offset: Some(at) };
+                    let at = RecordAt { path: path.clone(), record: None, offset: Some(at), row_group: None };
                     if handle(&mut stats, rec, at)? == Flow::Stop {
                         stopped = true;
                         break;
@@ -480,7 +571,8 @@ impl Reader {
                         }
                         Err(e) => return Err(ReadError::from(e).into()),
                     };
-                    let at = RecordAt { path: path.clone(), record: Some(index), offset: Some(offset) };
+                    let at =
+                        RecordAt { path: path.clone(), record: Some(index), offset: Some(offset), row_group: None };
                     if handle(&mut stats, rec, at)? == Flow::Stop {
                         return Ok(stats);
                     }
