@@ -930,6 +930,52 @@ mod tests {
     }
 
     #[test]
+    fn counts_past_u32_escape_and_rank_right() {
+        let edge = u64::from(u32::MAX);
+        let mut c = ColumnCounts::default();
+        c.add_n(Cat::Hex(1), edge - 2);
+        c.add_n(Cat::Hex(1), 5); // crosses 2^32 - 1
+        c.add_n(Cat::Hex(2), edge + 10); // escapes at once
+        c.add_n(Cat::Hex(3), edge + 10); // ties with 2: by text
+        c.add_n(Cat::Hex(4), edge - 1); // the largest count a slot holds
+        c.add_n(Cat::Other(b"zz"), edge + 100);
+        c.add(Cat::Hex(5));
+        assert_eq!(c.count(Cat::Hex(1)), edge + 3);
+        assert_eq!(c.count(Cat::Hex(2)), edge + 10);
+        assert_eq!(c.count(Cat::Hex(4)), edge - 1);
+        let mut twice = c.clone();
+        twice.merge(&c);
+        assert_eq!(twice.count(Cat::Hex(1)), 2 * (edge + 3));
+        assert_eq!(twice.count(Cat::Hex(4)), 2 * (edge - 1));
+        let v = ColumnVocab::from_counts(&c, 1);
+        let order: Vec<(Value, u64)> = v.entries().to_vec();
+        assert_eq!(
+            order,
+            vec![
+                (Value::Other((*b"zz").into()), edge + 100),
+                (Value::Hex(2), edge + 10),
+                (Value::Hex(3), edge + 10),
+                (Value::Hex(1), edge + 3),
+                (Value::Hex(4), edge - 1),
+                (Value::Hex(5), 1),
+            ]
+        );
+        for (i, (val, _)) in order.iter().enumerate() {
+            assert_eq!(v.id(val.as_cat()), i as i64 + 1);
+        }
+        // Rebuilt from its entries (as the artifacts' loader does), the same ids.
+        let again = ColumnVocab::from_ranked(order.clone());
+        for (i, (val, _)) in order.iter().enumerate() {
+            assert_eq!(again.id(val.as_cat()), i as i64 + 1);
+        }
+        // A min count above 2^32: only the escaped counts that reach it stay.
+        let v = ColumnVocab::from_counts(&c, edge + 10);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v.id(Cat::Hex(1)), OOV_ID);
+        assert_eq!(v.id(Cat::Hex(3)), 3);
+    }
+
+    #[test]
     fn value_text_round_trip() {
         for v in [
             Value::Missing,
