@@ -269,4 +269,28 @@ fn parquet_parts_train_the_same_model_as_tfrecord_parts() {
     assert_eq!((s1.examples, s1.global_step), (s2.examples, s2.global_step));
     assert_eq!(s1.metrics.log_loss.to_bits(), s2.metrics.log_loss.to_bits());
     assert_eq!(e1.model, e2.model, "the same model, byte for byte");
+
+    // The parts as Spark leaves a folder (other names, `_SUCCESS`, no
+    // `_prepare.json`): read with --allow-incomplete and --artifact-dir.
+    for name in ["train", "eval"] {
+        let spark = p(&format!("{name}-spark"));
+        std::fs::create_dir_all(&spark).unwrap();
+        for (i, part) in ["part-r-00000.parquet", "part-r-00001.parquet"].iter().enumerate() {
+            let to = spark.join(format!("part-{i:05}-0f3a9c1e-c000.snappy.parquet"));
+            std::fs::copy(p(&format!("{name}-pq/{part}")), to).unwrap();
+        }
+        std::fs::write(spark.join("_SUCCESS"), b"").unwrap();
+    }
+    let mut c = TrainConfig::new(p("job-spark"), p("train-spark"), p("eval-spark"));
+    c.artifact_dir = Some(p("model"));
+    c.threads = 1;
+    c.batch_size = 64;
+    c.epochs = Some(2);
+    c.shuffle = false;
+    let e = train(&c).unwrap_err();
+    assert!(e.to_string().contains("--allow-incomplete"), "{e}");
+    c.allow_incomplete = true;
+    let s3 = train(&c).unwrap();
+    assert_eq!(s3.examples, s2.examples);
+    assert_eq!(ExportDir::load(&p("job-spark")).unwrap().model, e2.model);
 }
