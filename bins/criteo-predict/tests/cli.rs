@@ -113,3 +113,68 @@ fn batch_kill_rerun_and_streaming() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// The results parts' text, in part order.
+fn results(dir: &Path) -> String {
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("prediction.results-"))
+        .collect();
+    parts.sort();
+    parts.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+}
+
+#[test]
+fn parquet_input_is_detected_and_scored_like_tfrecords() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d, true);
+    let mut c =
+        PrepareConfig::new(vec![Source::File(d.join("test.tsv"))], d.join("test-pq"), Mode::Predict, d.join("model"));
+    c.sync = false;
+    c.format = sparky_prepared::PartFormat::Parquet;
+    prepare::run(&c, &Progress::default()).unwrap();
+    let run = |input: &Path, out: &str, extra: &[&str]| {
+        let mut c = bin();
+        c.arg("--model").arg(d.join("job")).arg("--input").arg(input).arg("--output").arg(d.join(out)).arg("-q");
+        c.args(extra).output().unwrap()
+    };
+    assert!(run(&d.join("test"), "out-tf", &[]).status.success());
+    let o = run(&d.join("test-pq"), "out-pq", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(results(&d.join("out-pq")), results(&d.join("out-tf")));
+    // A bare folder of Parquet files (as Spark leaves one) with --allow-incomplete.
+    let bare = d.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    for e in std::fs::read_dir(d.join("test-pq")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") {
+            std::fs::copy(&p, bare.join(name.replace("part-r-", "part-").replace(".parquet", "-c000.snappy.parquet")))
+                .unwrap();
+        }
+    }
+    std::fs::write(bare.join("_SUCCESS"), b"").unwrap();
+    let o = run(&bare, "out-bare", &["--input-format", "parquet"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--allow-incomplete"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&bare, "out-bare", &["--allow-incomplete"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(results(&d.join("out-bare")), results(&d.join("out-tf")));
+    // A truncated part (the first one, whose bytes are looked at) is an error naming it.
+    let mut parts: Vec<_> = std::fs::read_dir(&bare).unwrap().map(|e| e.unwrap().path()).collect();
+    parts.sort();
+    let part = parts.into_iter().find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&bare, "out-cut", &["--allow-incomplete", "--input-format", "parquet"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&*part.file_name().unwrap().to_string_lossy()) && err.contains("not a Parquet file"), "{err}");
+    assert!(!d.join("out-cut/_SUCCESS").exists());
+}

@@ -76,8 +76,8 @@ enum Kind {
 }
 
 /// Looks at the first bytes of `path` (decompressed for `.gz`, `.zlib`):
-/// Parquet's magic `PAR1` at the start and the end, TFRecord framing (a
-/// length and its checksum), or text.
+/// Parquet's magic `PAR1` (which also ends a whole Parquet file; the reader
+/// checks that), TFRecord framing (a length and its checksum), or text.
 fn sniff(path: &Path) -> Result<Kind, PredictError> {
     use std::io::{Seek, SeekFrom};
     let io = |source| PredictError::Io { path: path.to_path_buf(), source };
@@ -86,12 +86,10 @@ fn sniff(path: &Path) -> Result<Kind, PredictError> {
     if compression == sparky_tfrecord::Compression::None {
         let mut magic = [0u8; 4];
         let len = file.metadata().map_err(io)?.len();
-        if len >= 8 && file.read_exact(&mut magic).is_ok() && &magic == b"PAR1" {
-            file.seek(SeekFrom::End(-4)).map_err(io)?;
-            file.read_exact(&mut magic).map_err(io)?;
-            if &magic == b"PAR1" {
-                return Ok(Kind::Parquet);
-            }
+        if len >= 4 && file.read_exact(&mut magic).is_ok() && &magic == b"PAR1" {
+            // A file that starts so is Parquet even when its end is not (a
+            // truncated file): the reader then says what is wrong with it.
+            return Ok(Kind::Parquet);
         }
         file.seek(SeekFrom::Start(0)).map_err(io)?;
     }
