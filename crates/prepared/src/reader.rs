@@ -319,14 +319,6 @@ pub enum ReadError {
         /// What is wrong with it.
         what: String,
     },
-    /// A kind of part this reader cannot read.
-    #[error("{}: {what} parts cannot be read here", path.display())]
-    Unsupported {
-        /// The part.
-        path: PathBuf,
-        /// What.
-        what: &'static str,
-    },
 }
 
 /// One item handed to [`Reader::read_block`]'s callback.
