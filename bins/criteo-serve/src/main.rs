@@ -168,12 +168,15 @@ fn run(args: Args) -> Result<(), ServeError> {
             eprintln!("criteo-serve: {line}");
         }
     });
-    let server = Server::start(config, Arc::clone(&log))?;
+    let mut server = Server::start(config, Arc::clone(&log))?;
+    // Before the addresses are printed: a signal sent as soon as they are
+    // known must drain the server, not kill it.
+    server.catch_signals()?;
     log(&format!("REST on http://{}", server.rest_addr()));
     if let Some(g) = server.grpc_addr() {
         log(&format!("gRPC on {g}"));
     }
-    server.wait_for_signal();
+    server.wait_for_signal()?;
     log("stopping: no new connections; letting requests in flight finish");
     let rows = server.rows_scored();
     match server.shutdown() {

@@ -118,3 +118,19 @@ fn bad_command_lines_exit_2_and_help_teaches() {
         assert!(help.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn a_sigterm_sent_as_soon_as_the_address_is_printed_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    // No export: the server starts all the same (answering 503) and must still
+    // treat the signal as a stop, not die of it.
+    let (mut child, _, mut err) =
+        spawn(&["--model-base-path", dir.path().to_str().unwrap(), "--port", "0", "--no-grpc"]);
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "exit {status:?}: {rest}");
+    assert!(rest.contains("stopped after scoring 0 rows"), "{rest}");
+}

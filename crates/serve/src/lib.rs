@@ -21,9 +21,10 @@
 //!
 //! let mut config = ServeConfig::new(vec![("sparky".into(), "job/export/Servo".into())]);
 //! config.rest_addr = "127.0.0.1:0".parse().unwrap();
-//! let server = Server::start(config, Arc::new(|line: &str| eprintln!("{line}"))).unwrap();
+//! let mut server = Server::start(config, Arc::new(|line: &str| eprintln!("{line}"))).unwrap();
+//! server.catch_signals().unwrap();
 //! println!("REST on {}", server.rest_addr());
-//! server.wait_for_signal();
+//! server.wait_for_signal().unwrap();
 //! server.shutdown().unwrap();
 //! ```
 
@@ -135,6 +136,7 @@ pub struct Server {
     tasks: Vec<(&'static str, Listener)>,
     poller: Option<std::thread::JoinHandle<()>>,
     stop_poll: StopFlag,
+    signalled: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -281,7 +283,7 @@ impl Server {
                 })
                 .expect("spawning the poller thread")
         });
-        Ok(Self { app, rest_addr, grpc_addr, runtime, stop, tasks, poller, stop_poll })
+        Ok(Self { app, rest_addr, grpc_addr, runtime, stop, tasks, poller, stop_poll, signalled: None })
     }
 
     /// The REST address (with the port chosen when 0 was asked).
@@ -313,29 +315,53 @@ impl Server {
         self.app.metrics.rows()
     }
 
-    /// Blocks until SIGINT or SIGTERM arrives.
-    pub fn wait_for_signal(&self) {
-        self.runtime.block_on(async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-                    (Ok(mut term), Ok(mut int)) => {
-                        tokio::select! {
-                            _ = term.recv() => {}
-                            _ = int.recv() => {}
-                        }
-                    }
-                    _ => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
+    /// Starts catching SIGINT and SIGTERM: from now on they no longer end the
+    /// process but wake [`wait_for_signal`](Self::wait_for_signal). Call it
+    /// before telling anyone the server is up, so that a signal sent as soon
+    /// as the address is known is not lost. (A library user that handles
+    /// signals itself never calls it.)
+    ///
+    /// # Errors
+    /// The handlers cannot be installed.
+    pub fn catch_signals(&mut self) -> Result<(), ServeError> {
+        if self.signalled.is_some() {
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let _guard = self.runtime.enter();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+            let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+            self.runtime.spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+                let _ = tx.send(true);
+            });
+        }
+        #[cfg(not(unix))]
+        self.runtime.spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
         });
+        self.signalled = Some(rx);
+        Ok(())
+    }
+
+    /// Blocks until SIGINT or SIGTERM arrives (catching them first if
+    /// [`catch_signals`](Self::catch_signals) was not called).
+    ///
+    /// # Errors
+    /// The handlers cannot be installed.
+    pub fn wait_for_signal(&mut self) -> Result<(), ServeError> {
+        self.catch_signals()?;
+        if let Some(rx) = &mut self.signalled {
+            let _ = self.runtime.block_on(rx.wait_for(|s| *s));
+        }
+        Ok(())
     }
 
     /// Stops accepting connections, lets the requests in flight finish, and
