@@ -1,6 +1,6 @@
 //! Choosing the learning rate, L1 and L2 on the training data itself.
 //!
-//! [`search`] reads a sample of the *training* folder only (never the
+//! The search (`search`, run by the training job) reads a sample of the *training* folder only (never the
 //! evaluation folder), splits it into a training sample and a held-out
 //! slice (every fifth row), and runs successive halving over the grid
 //! [`LEARNING_RATES`] × [`L1S`] × [`L2S`]: every point is trained on a small
