@@ -139,6 +139,16 @@ pub struct Server {
     signalled: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
+impl Drop for Server {
+    /// A server dropped without [`shutdown`](Server::shutdown) stops at once:
+    /// the runtime closes its connections, and the poller ends at its next wake.
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.stop_poll;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+}
+
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("rest_addr", &self.rest_addr).field("grpc_addr", &self.grpc_addr).finish()
