@@ -724,6 +724,17 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
     }
 }
 
+/// Reads a body's `signature_name` (at most once): absent, empty or
+/// `serving_default`.
+fn read_signature<'de, A: MapAccess<'de>>(map: &mut A, seen: &mut bool, api: Api) -> Result<(), A::Error> {
+    if std::mem::replace(seen, true) {
+        return Err(de::Error::custom("signature_name: given twice"));
+    }
+    let at = At { api, index: None, field: None };
+    let name = map.next_value_seed(StrSeed { at, what: "a signature name" })?;
+    check_signature(&name).map_err(de::Error::custom)
+}
+
 fn check_signature(name: &str) -> Result<(), String> {
     if name.is_empty() || name == SERVING_SIGNATURE {
         Ok(())
@@ -751,15 +762,7 @@ impl<'de> Visitor<'de> for PredictSeed<'_, '_> {
         let mut signature = false;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match &*key {
-                "signature_name" => {
-                    if signature {
-                        return Err(de::Error::custom("signature_name: given twice"));
-                    }
-                    signature = true;
-                    let at = At { api: Api::Predict, index: None, field: None };
-                    let name = map.next_value_seed(StrSeed { at, what: "a signature name" })?;
-                    check_signature(&name).map_err(de::Error::custom)?;
-                }
+                "signature_name" => read_signature(&mut map, &mut signature, Api::Predict)?,
                 "instances" | "inputs" => {
                     if layout.is_some() {
                         return Err(de::Error::custom(
@@ -806,15 +809,7 @@ impl<'de> Visitor<'de> for ClassifySeed<'_, '_> {
         let mut signature = false;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match &*key {
-                "signature_name" => {
-                    if signature {
-                        return Err(de::Error::custom("signature_name: given twice"));
-                    }
-                    signature = true;
-                    let at = At { api: Api::Classify, index: None, field: None };
-                    let name = map.next_value_seed(StrSeed { at, what: "a signature name" })?;
-                    check_signature(&name).map_err(de::Error::custom)?;
-                }
+                "signature_name" => read_signature(&mut map, &mut signature, Api::Classify)?,
                 "examples" => {
                     if examples {
                         return Err(de::Error::custom("examples: given twice"));
